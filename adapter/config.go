@@ -44,9 +44,11 @@ type Config struct {
 	// It must be at most 1; a negative value disables jitter. Defaults to 0.2.
 	RandomizationFactor float64
 	// MaxElapsedTime is the total budget of one Publish call, attempts and waits
-	// included, like Kafka's delivery.timeout.ms: no retry starts after it and no wait
-	// is longer than what is left of it. A negative value means no budget (MaxRetries
-	// alone bounds the call). Defaults to 2m.
+	// included, like Kafka's delivery.timeout.ms: no retry starts after it, and a wait
+	// that would end after it is not begun. It does not interrupt an attempt in
+	// progress, which the inner publisher bounds with its own timeouts (sarama's
+	// Net.WriteTimeout and Producer.Timeout). A negative value means no budget
+	// (MaxRetries alone bounds the call). Defaults to 2m.
 	MaxElapsedTime time.Duration
 	// CloseTimeout is how long Close waits for in-flight Publish calls before it stops
 	// their retries and closes the inner publisher. Defaults to 30s.
@@ -58,9 +60,11 @@ type Config struct {
 	// Logger receives one event per publish outcome at debug, retries at warn and
 	// final failures at error, never with the payload. nil means no logs.
 	Logger *zerolog.Logger
-	// Registerer, when set, receives the Prometheus collectors of the publisher (see
-	// the package documentation for their names). Several publishers may share one
-	// Registerer: they then share the collectors. nil means no Prometheus metrics.
+	// Registerer, when set, receives the Prometheus collectors of the publisher (the
+	// Metric* constants name them). Several publishers may share one Registerer: they
+	// then share the collectors; to tell them apart, give each a wrapped Registerer,
+	// prometheus.WrapRegistererWith(prometheus.Labels{"publisher": "orders"}, reg).
+	// nil means no Prometheus metrics.
 	Registerer prometheus.Registerer
 
 	// HealthWindow is the period over which HealthCheck computes the error rate of

@@ -79,7 +79,10 @@ func NewPublisher(next message.Publisher, cfg Config) (*Publisher, error) {
 
 // Decorator returns a message.PublisherDecorator that wraps publishers with
 // NewPublisher(pub, cfg), for use with a Watermill message.Router
-// (Router.AddPublisherDecorators).
+// (Router.AddPublisherDecorators). The router calls it once per handler, so an
+// invalid cfg surfaces when the router starts; check it first with cfg.Validate.
+// The decorated publishers are not reachable from the router: give cfg a Registerer
+// to observe them.
 func Decorator(cfg Config) message.PublisherDecorator {
 	return func(pub message.Publisher) (message.Publisher, error) {
 		return NewPublisher(pub, cfg)
