@@ -1,0 +1,73 @@
+// Package outbox owns the SQL of a transactional outbox: applications write events
+// into an outbox table in the same transaction as their business data, and a relay
+// reads them in batches and forwards them to Kafka. Every dialect-specific statement
+// lives here, so the relay contains none.
+//
+// # Writing
+//
+// NewPublisher returns a Watermill publisher (watermill-sql's, over the caller's
+// *sql.Tx): the events exist if and only if the transaction commits. The Publish
+// topic is the destination Kafka topic; all topics share one table, hence one order.
+// SetKey sets the partition key. Metadata keys starting with ReservedPrefix are the
+// outbox's own and never come back as user metadata.
+//
+// # Reading
+//
+// Reader.Begin opens a Batch: a transaction holding the consumer group's lock and
+// the next events after the group's acked position. Batch.Commit records progress
+// (and any dead letters written with Batch.DeadLetter) atomically; nothing else
+// does, so a forwarder that dies mid-batch leaves the events to be read again:
+// delivery is at-least-once, and consumers de-duplicate by the event UUID. Batches
+// of one consumer group never overlap, across processes: a second forwarder waits
+// in Begin as a hot standby.
+//
+// Guarantees on both dialects: no committed event is ever skipped, however long the
+// transaction that wrote it stayed open; events of one transaction are read in
+// publish order; and if transaction A committed before transaction B made its first
+// write (of any row), A's events are read before B's. So events of one key are read
+// in commit order whenever the transactions writing that key do not overlap, e.g.
+// one process owns the key and writes it sequentially. Two transactions that overlap
+// in time have no promised relative order (PostgreSQL reads them in transaction id
+// order, MySQL roughly in commit order).
+//
+// PostgreSQL uses watermill-sql's rule unchanged: rows carry their transaction id
+// (xid8) and are read in (transaction id, offset) order, only from transactions
+// older than pg_snapshot_xmin(pg_current_snapshot()), i.e. finished. An open
+// transaction that has written anything (or locked a row), in any database of the
+// cluster, therefore holds back every event written after it started, until it ends:
+// keep transactions short. A batch holds such a transaction while it is open, so with
+// several consumer groups one group's batch delays the others by up to its length.
+//
+// MySQL/MariaDB cannot use watermill-sql's rule (an AUTO_INCREMENT offset cursor),
+// because offsets are allocated at insert, not at commit: a transaction holding
+// offset 5 that commits after offset 6 was read would be skipped by a cursor.
+// watermill-sql v3.1.0 relies on SERIALIZABLE isolation, whose locking reads wait
+// for such rows but also take next-key locks that block every writer while a batch
+// is open. This package instead gives rows a commit sequence number: Begin first
+// runs a short "sequencer" transaction that, under a lock on the one row of the
+// sequence table, reads the committed rows that have no number yet (one consistent
+// snapshot, in offset order; rows of still-open transactions are not in it, so they
+// wait for a later call and are never skipped) and numbers them after the last
+// number. Numbers thus become visible in increasing order without gaps, and readers
+// follow them with a plain cursor and non-locking reads that never block writers. A
+// late transaction's events are read after the events numbered before it committed.
+//
+// # Waking up
+//
+// On PostgreSQL, Publish also runs pg_notify in the transaction, and Listen returns
+// a channel signalled at each commit. On MySQL Listen returns ErrNotSupported and
+// the relay polls.
+//
+// # Dead letters and retention
+//
+// Dead letters are listed, replayed (back into the outbox as new events with the
+// same UUID, after everything pending) and purged with List, Replay and Purge.
+// Cleanup deletes forwarded events older than a retention age, in short batches,
+// never pending ones. Payloads are never logged.
+//
+// # Tables
+//
+// InitializeSchema creates, for Config.Name "outbox": outbox (events), outbox_offsets
+// (one row per consumer group), outbox_dead_letters and, on MySQL, outbox_sequence.
+// It is idempotent and safe to run concurrently.
+package outbox

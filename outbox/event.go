@@ -1,0 +1,93 @@
+package outbox
+
+import (
+	"cmp"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Position is the place of an event in the outbox's reading order. It is opaque:
+// compare positions with Compare and hand them back to Batch.Commit. On PostgreSQL it
+// is the (transaction id, offset) pair of watermill-sql; on MySQL the commit sequence
+// number assigned by the reader (the offset is kept for diagnostics).
+type Position struct {
+	txID   int64 // PostgreSQL: xid8 of the writing transaction
+	seq    int64 // MySQL: commit sequence number
+	offset int64 // the row's offset column
+}
+
+// IsZero reports whether p is the zero Position, which precedes every event.
+func (p Position) IsZero() bool { return p == Position{} }
+
+// Compare returns -1, 0 or +1 as p is before, equal to or after q in reading order.
+// Positions of different outboxes are not comparable.
+func (p Position) Compare(q Position) int {
+	if c := cmp.Compare(p.txID, q.txID); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(p.seq, q.seq); c != 0 {
+		return c
+	}
+	return cmp.Compare(p.offset, q.offset)
+}
+
+// String formats p for logs: "tx:offset" on PostgreSQL, "seq#offset" on MySQL.
+func (p Position) String() string {
+	if p.seq != 0 {
+		return fmt.Sprintf("%d#%d", p.seq, p.offset)
+	}
+	return fmt.Sprintf("%d:%d", p.txID, p.offset)
+}
+
+// Event is one event read from the outbox.
+type Event struct {
+	// Position is the event's place in the reading order; pass it to Batch.Commit.
+	Position Position
+	// UUID is the Watermill message UUID given at Publish.
+	UUID string
+	// Topic is the destination topic given at Publish.
+	Topic string
+	// Key is the partition key set with SetKey, "" if none.
+	Key string
+	// Payload is the message payload, byte for byte.
+	Payload []byte
+	// Metadata is the user metadata only: keys with ReservedPrefix are removed.
+	Metadata map[string]string
+	// CreatedAt is when the event was written, by the database clock.
+	CreatedAt time.Time
+}
+
+// Message returns a new Watermill message with the event's UUID, payload and user
+// metadata, plus the partition key under KeyMetadata (read it with Key) when the
+// event has one. A Kafka marshaler should not turn keys with ReservedPrefix into
+// headers.
+func (e Event) Message() *message.Message {
+	msg := message.NewMessage(e.UUID, e.Payload)
+	msg.Metadata = make(message.Metadata, len(e.Metadata)+1)
+	for k, v := range e.Metadata {
+		msg.Metadata[k] = v
+	}
+	SetKey(msg, e.Key)
+	return msg
+}
+
+// splitMetadata separates the stored metadata into topic, key and user metadata.
+func splitMetadata(stored map[string]string) (topic, key string, user map[string]string) {
+	user = make(map[string]string, len(stored))
+	for k, v := range stored {
+		switch {
+		case k == TopicMetadata:
+			topic = v
+		case k == KeyMetadata:
+			key = v
+		case strings.HasPrefix(k, ReservedPrefix):
+			// Unknown internal key (a newer writer): never leak it as a header.
+		default:
+			user[k] = v
+		}
+	}
+	return topic, key, user
+}

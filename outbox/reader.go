@@ -1,0 +1,618 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// MaxBatchSize is the largest limit Reader.Begin accepts.
+const MaxBatchSize = 10000
+
+// maxReasonBytes bounds the error text stored with a dead letter.
+const maxReasonBytes = 16 << 10
+
+// Reader reads the outbox in batches for one consumer group. It is safe for
+// concurrent use, but a consumer group has one position: batches of the same group,
+// from this Reader or any other process, run one at a time (see Begin).
+type Reader struct {
+	db         *sql.DB
+	cfg        Config
+	groupReady atomic.Bool // the group's offsets row is known to exist
+}
+
+// NewReader returns a Reader of the outbox described by cfg, for cfg.ConsumerGroup.
+// InitializeSchema must have created the tables.
+func NewReader(db *sql.DB, cfg Config) (*Reader, error) {
+	cfg, err := cfg.normalize()
+	if err != nil {
+		return nil, err
+	}
+	if db == nil {
+		return nil, errors.New("outbox: NewReader: db is nil")
+	}
+	return &Reader{db: db, cfg: cfg}, nil
+}
+
+// Config returns the Reader's configuration with the defaults applied.
+func (r *Reader) Config() Config { return r.cfg }
+
+// Begin opens a batch: a transaction that holds the consumer group's lock and the
+// next at most limit events (1..MaxBatchSize) after the group's acked position, in
+// reading order. The batch may be empty. Nothing is recorded until Batch.Commit; a
+// batch that is rolled back, whose context ends or whose process dies leaves the
+// position where it was, so the same events are read again (at-least-once).
+//
+// Only one batch of a consumer group is open at a time across all processes: Begin
+// waits while another holds the group's lock, which makes extra forwarders hot
+// standbys. The wait honours ctx: it is made of attempts of at most
+// Config.LockPollInterval (PostgreSQL: an advisory lock with lock_timeout, then the
+// offsets row FOR UPDATE; MySQL: the offsets row FOR UPDATE NOWAIT, then a sleep),
+// and both drivers also interrupt a wait in progress when ctx ends. A waiting
+// PostgreSQL standby holds no transaction id, so it does not hold back the reader's
+// visibility horizon.
+//
+// ctx must stay alive until the batch is committed or rolled back: when it ends, the
+// database/sql transaction is rolled back.
+//
+// Reading order. PostgreSQL: watermill-sql's order, (transaction id, offset),
+// reading only rows of transactions older than the oldest one still running, so a
+// long transaction holds later events back but none is ever skipped. MySQL: the
+// commit sequence (see the package documentation); also none is ever skipped. On both,
+// the events of one transaction keep their publish order, and the events of a
+// transaction that committed before another one made its first write come first.
+func (r *Reader) Begin(ctx context.Context, limit int) (*Batch, error) {
+	if limit < 1 || limit > MaxBatchSize {
+		return nil, fmt.Errorf("outbox: Begin: limit must be in 1..%d, got %d", MaxBatchSize, limit)
+	}
+	if err := r.ensureGroup(ctx); err != nil {
+		return nil, fmt.Errorf("outbox: Begin: %w", err)
+	}
+	if r.cfg.Dialect == MySQL {
+		// Sequence before taking the group lock, on its own connection and
+		// transaction, so a batch never needs two connections at once.
+		if err := r.sequence(ctx, limit); err != nil {
+			return nil, fmt.Errorf("outbox: Begin: sequence: %w", err)
+		}
+	}
+	for {
+		b, err := r.tryBegin(ctx, limit)
+		if err == nil {
+			return b, nil
+		}
+		if !isLockBusy(err) {
+			return nil, fmt.Errorf("outbox: Begin: %w", err)
+		}
+		if r.cfg.Dialect == MySQL {
+			// NOWAIT failed at once: wait before the next attempt.
+			if err := sleepCtx(ctx, r.cfg.LockPollInterval); err != nil {
+				return nil, fmt.Errorf("outbox: Begin: waiting for the lock of consumer group %q: %w", r.cfg.ConsumerGroup, err)
+			}
+		} else if err := ctx.Err(); err != nil {
+			// lock_timeout already waited LockPollInterval.
+			return nil, fmt.Errorf("outbox: Begin: waiting for the lock of consumer group %q: %w", r.cfg.ConsumerGroup, err)
+		}
+	}
+}
+
+// tryBegin makes one attempt; a lock conflict is returned as is (isLockBusy).
+func (r *Reader) tryBegin(ctx context.Context, limit int) (b *Batch, err error) {
+	tx, err := r.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	var events []Event
+	if r.cfg.Dialect == MySQL {
+		events, err = r.readMySQL(ctx, tx, limit)
+	} else {
+		events, err = r.readPostgres(ctx, tx, limit)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Batch{r: r, tx: tx, events: events}, nil
+}
+
+// readPostgres locks the group and reads with watermill-sql's SelectQuery.
+//
+// READ COMMITTED, not watermill-sql's REPEATABLE READ: a standby that waited for the
+// lock must see the position its predecessor committed meanwhile; under REPEATABLE
+// READ its FOR UPDATE would fail with a serialization error instead. Each statement
+// takes a fresh snapshot, and the select filters on that statement's own
+// pg_snapshot_xmin, which is what makes skipping impossible.
+func (r *Reader) readPostgres(ctx context.Context, tx *sql.Tx, limit int) ([]Event, error) {
+	ms := max(r.cfg.LockPollInterval.Milliseconds(), 1)
+	if _, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, fmt.Sprintf("%dms", ms)); err != nil {
+		return nil, err
+	}
+	// Standbys queue on an advisory lock, which takes no transaction id while waiting.
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("reader", r.cfg.Name, r.cfg.ConsumerGroup)); err != nil {
+		return nil, err
+	}
+	// watermill-sql's query: locks the offsets row FOR UPDATE (so a stock
+	// watermill-sql subscriber of the same group also serialises with us) and selects
+	// in (transaction_id, offset) order below pg_snapshot_xmin. Joined back to the
+	// table only to add created_at.
+	schema := newSchemaAdapter(r.cfg, limit)
+	q := schema.SelectQuery("", r.cfg.ConsumerGroup, r.offsetsAdapter())
+	query := `SELECT w."offset", w.transaction_id, w.uuid, w.payload, w.metadata, e.created_at
+FROM (` + q.Query + `) AS w
+JOIN ` + r.cfg.eventsTable() + ` AS e ON e.transaction_id = w.transaction_id AND e."offset" = w."offset"
+ORDER BY w.transaction_id, w."offset"`
+	rows, err := tx.QueryContext(ctx, query, q.Args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var events []Event
+	for rows.Next() {
+		var created dbTime
+		row, err := schema.UnmarshalMessage(extraScanner{rows, []any{&created}})
+		if err != nil {
+			return nil, err
+		}
+		txID, _ := row.ExtraData["transaction_id"].(int64)
+		events = append(events, newEvent(Position{txID: txID, offset: row.Offset}, row, created.t))
+	}
+	return events, rows.Err()
+}
+
+// readMySQL locks the group's offsets row and reads the sequenced events after it.
+func (r *Reader) readMySQL(ctx context.Context, tx *sql.Tx, limit int) ([]Event, error) {
+	var acked int64
+	err := tx.QueryRowContext(ctx, "SELECT seq_acked FROM "+r.cfg.offsetsTable()+
+		" WHERE consumer_group = ? FOR UPDATE NOWAIT", r.cfg.ConsumerGroup).Scan(&acked)
+	if errors.Is(err, sql.ErrNoRows) {
+		r.groupReady.Store(false)
+		return nil, fmt.Errorf("offsets row of consumer group %q is missing", r.cfg.ConsumerGroup)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// A consistent (non-locking) read: it never waits for writers nor blocks them.
+	rows, err := tx.QueryContext(ctx, "SELECT `offset`, `uuid`, `payload`, `metadata`, `seq`, `created_at` FROM "+
+		r.cfg.eventsTable()+" WHERE `seq` > ? ORDER BY `seq` LIMIT ?", acked, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	schema := newSchemaAdapter(r.cfg, limit)
+	var events []Event
+	for rows.Next() {
+		var seq int64
+		var created dbTime
+		// watermill-sql's DefaultMySQLSchema scans offset, uuid, payload, metadata.
+		row, err := schema.UnmarshalMessage(extraScanner{rows, []any{&seq, &created}})
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, newEvent(Position{seq: seq, offset: row.Offset}, row, created.t))
+	}
+	return events, rows.Err()
+}
+
+// sequence gives the next committed, not yet sequenced events the next commit
+// sequence numbers, in offset order, in a short transaction of its own. The sequence
+// row serialises sequencers, so numbers become visible in increasing order and
+// without gaps.
+//
+// The candidates come from a consistent (non-locking) read, i.e. one snapshot: a
+// writing transaction is in it with all its rows or not at all, so rows of a
+// transaction still open are left for a later call, never skipped. (A locking read
+// with SKIP LOCKED is not atomic that way: the scan can find a transaction's first
+// rows locked and, once it has committed mid-scan, its last rows unlocked, which
+// would number the transaction's events out of order.)
+func (r *Reader) sequence(ctx context.Context, limit int) (err error) {
+	tx, err := r.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	var last int64
+	err = tx.QueryRowContext(ctx, "SELECT last_seq FROM "+r.cfg.sequenceTable()+" WHERE id = 1 FOR UPDATE").Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sequence row missing in %s: run InitializeSchema", r.cfg.sequenceTable())
+	}
+	if err != nil {
+		return err
+	}
+	// Taken after the sequence lock, so this snapshot sees every earlier sequencer's
+	// numbers.
+	rows, err := tx.QueryContext(ctx, "SELECT `offset` FROM "+r.cfg.eventsTable()+" FORCE INDEX (`seq`)"+
+		" WHERE `seq` IS NULL ORDER BY `offset` LIMIT ?", limit)
+	if err != nil {
+		return err
+	}
+	var offsets []any
+	for rows.Next() {
+		var off int64
+		if err := rows.Scan(&off); err != nil {
+			rows.Close()
+			return err
+		}
+		offsets = append(offsets, off)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(offsets) == 0 {
+		return tx.Commit()
+	}
+	var q strings.Builder
+	args := make([]any, 0, 3*len(offsets))
+	q.WriteString("UPDATE " + r.cfg.eventsTable() + " SET `seq` = CASE `offset`")
+	for i, off := range offsets {
+		q.WriteString(" WHEN ? THEN ?")
+		args = append(args, off, last+int64(i)+1)
+	}
+	q.WriteString(" END WHERE `seq` IS NULL AND `offset` IN (" + placeholders(len(offsets)) + ")")
+	args = append(args, offsets...)
+	res, err := tx.ExecContext(ctx, q.String(), args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != int64(len(offsets)) {
+		return fmt.Errorf("numbered %d of %d events (%v): is another sequencer bypassing the sequence lock?", n, len(offsets), err)
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE "+r.cfg.sequenceTable()+" SET last_seq = ? WHERE id = 1",
+		last+int64(len(offsets))); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// ensureGroup creates the consumer group's offsets row (position zero) once, without
+// touching a row that exists: another reader may hold it locked.
+func (r *Reader) ensureGroup(ctx context.Context) error {
+	if r.groupReady.Load() {
+		return nil
+	}
+	var one int
+	err := r.db.QueryRowContext(ctx, "SELECT 1 FROM "+r.cfg.offsetsTable()+" WHERE consumer_group = "+
+		r.cfg.placeholder(1), r.cfg.ConsumerGroup).Scan(&one)
+	if err == nil {
+		r.groupReady.Store(true)
+		return nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("consumer group %q: %w", r.cfg.ConsumerGroup, err)
+	}
+	var qs []wsql.Query
+	if r.cfg.Dialect == MySQL {
+		qs = []wsql.Query{{
+			Query: "INSERT IGNORE INTO " + r.cfg.offsetsTable() + " (consumer_group, seq_acked) VALUES (?, 0)",
+			Args:  []any{r.cfg.ConsumerGroup},
+		}}
+	} else {
+		qs = r.offsetsAdapter().BeforeSubscribingQueries("", r.cfg.ConsumerGroup)
+	}
+	for _, q := range qs {
+		if _, err := r.db.ExecContext(ctx, q.Query, q.Args...); err != nil {
+			return fmt.Errorf("create consumer group %q: %w", r.cfg.ConsumerGroup, err)
+		}
+	}
+	r.groupReady.Store(true)
+	return nil
+}
+
+func (r *Reader) offsetsAdapter() wsql.DefaultPostgreSQLOffsetsAdapter {
+	return wsql.DefaultPostgreSQLOffsetsAdapter{
+		GenerateMessagesOffsetsTableName: func(string) string { return r.cfg.offsetsTable() },
+	}
+}
+
+// Batch is an open reading transaction of a consumer group; see Reader.Begin. Its
+// methods are safe for concurrent use, but a batch is meant to be driven by one
+// forwarder.
+type Batch struct {
+	r      *Reader
+	tx     *sql.Tx
+	events []Event
+
+	mu       sync.Mutex
+	done     bool
+	deadLast Position // highest position dead-lettered in this batch
+}
+
+// Events returns the batch's events in reading order. The slice belongs to the
+// batch: do not modify it.
+func (b *Batch) Events() []Event { return b.events }
+
+// find returns the index of the event at p, or -1.
+func (b *Batch) find(p Position) int {
+	i := sort.Search(len(b.events), func(i int) bool { return b.events[i].Position.Compare(p) >= 0 })
+	if i < len(b.events) && b.events[i].Position == p {
+		return i
+	}
+	return -1
+}
+
+// DeadLetter sets ev, an event of this batch, aside as a dead letter: it inserts it
+// into the dead letters table inside the batch's transaction, so the dead letter and
+// the progress past it are committed together, or neither is. reason is the error
+// that made the event undeliverable (its text is stored, truncated to 16 KiB); class
+// names the kind of failure (such as "permanent"; "" stores "unknown"; at most 64
+// bytes); attempts is how many deliveries were tried. The payload is stored but
+// never logged. Commit must then cover ev (upTo at or after ev.Position).
+func (b *Batch) DeadLetter(ctx context.Context, ev Event, reason error, class string, attempts int) error {
+	if reason == nil {
+		return errors.New("outbox: DeadLetter: reason is nil")
+	}
+	if class == "" {
+		class = "unknown"
+	}
+	if len(class) > 64 {
+		return fmt.Errorf("outbox: DeadLetter: class is longer than 64 bytes")
+	}
+	if attempts < 0 {
+		return fmt.Errorf("outbox: DeadLetter: attempts must not be negative, got %d", attempts)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return ErrBatchDone
+	}
+	i := b.find(ev.Position)
+	if i < 0 {
+		return fmt.Errorf("outbox: DeadLetter: event %s at %v: %w", ev.UUID, ev.Position, ErrPositionNotInBatch)
+	}
+	stored := b.events[i] // the event as read, whatever the caller changed in its copy
+	md, err := json.Marshal(stored.Metadata)
+	if err != nil {
+		return fmt.Errorf("outbox: DeadLetter: metadata: %w", err)
+	}
+	cfg := b.r.cfg
+	ph := make([]string, 9)
+	for j := range ph {
+		ph[j] = cfg.placeholder(j + 1)
+	}
+	q := "INSERT INTO " + cfg.deadLettersTable() +
+		" (uuid, topic, partition_key, payload, metadata, reason, class, attempts, created_at) VALUES (" +
+		strings.Join(ph, ", ") + ")"
+	if _, err := b.tx.ExecContext(ctx, q, stored.UUID, stored.Topic, stored.Key, stored.Payload, string(md),
+		truncateUTF8(reason.Error(), maxReasonBytes), class, attempts, stored.CreatedAt); err != nil {
+		return fmt.Errorf("outbox: DeadLetter: event %s: %w", stored.UUID, err)
+	}
+	if stored.Position.Compare(b.deadLast) > 0 {
+		b.deadLast = stored.Position
+	}
+	return nil
+}
+
+// Commit records upTo as the consumer group's acked position and commits the batch
+// with its dead letters. upTo is the position of the last event handled, which must
+// be an event of this batch; events after it are read again by the next batch. The
+// zero Position records no progress (and then no dead letter may have been written).
+// Commit refuses, leaving the batch open, an upTo before a dead-lettered event, which
+// would otherwise be both a dead letter and read again. After any database error the
+// batch is rolled back and over.
+func (b *Batch) Commit(ctx context.Context, upTo Position) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return ErrBatchDone
+	}
+	if !upTo.IsZero() && b.find(upTo) < 0 {
+		return fmt.Errorf("outbox: Commit up to %v: %w", upTo, ErrPositionNotInBatch)
+	}
+	if !b.deadLast.IsZero() && upTo.Compare(b.deadLast) < 0 {
+		return fmt.Errorf("outbox: Commit up to %v would leave dead-lettered event at %v unacked: commit up to it or roll back", upTo, b.deadLast)
+	}
+	b.done = true
+	if !upTo.IsZero() {
+		cfg := b.r.cfg
+		var err error
+		if cfg.Dialect == MySQL {
+			_, err = b.tx.ExecContext(ctx, "UPDATE "+cfg.offsetsTable()+
+				" SET seq_acked = ?, updated_at = CURRENT_TIMESTAMP(6) WHERE consumer_group = ?", upTo.seq, cfg.ConsumerGroup)
+		} else {
+			// The same columns as watermill-sql's AckMessageQuery, plus updated_at.
+			_, err = b.tx.ExecContext(ctx, "UPDATE "+cfg.offsetsTable()+
+				` SET offset_acked = $1, last_processed_transaction_id = $2::text::xid8, updated_at = now() WHERE consumer_group = $3`,
+				upTo.offset, fmt.Sprint(upTo.txID), cfg.ConsumerGroup)
+		}
+		if err != nil {
+			_ = b.tx.Rollback()
+			return fmt.Errorf("outbox: Commit up to %v: %w", upTo, err)
+		}
+	}
+	if err := b.tx.Commit(); err != nil {
+		return fmt.Errorf("outbox: Commit up to %v: %w", upTo, err)
+	}
+	return nil
+}
+
+// Rollback abandons the batch: no progress and no dead letter is recorded, and the
+// same events are read again. It returns nil when the batch is already over, so it
+// can be deferred.
+func (b *Batch) Rollback() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.done {
+		return nil
+	}
+	b.done = true
+	if err := b.tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
+		return fmt.Errorf("outbox: Rollback: %w", err)
+	}
+	return nil
+}
+
+// Stats is a snapshot of a consumer group's backlog.
+type Stats struct {
+	// Pending counts committed events after the group's acked position, including
+	// those held back behind an open transaction (PostgreSQL) or not yet sequenced
+	// (MySQL).
+	Pending int64
+	// OldestPending is the age of the oldest pending event by the database clock;
+	// 0 when nothing is pending.
+	OldestPending time.Duration
+	// DeadLetters counts the rows of the dead letters table (all groups).
+	DeadLetters int64
+	// LastForwardedAt is when the group last committed progress; zero if never.
+	LastForwardedAt time.Time
+}
+
+// Stats returns the backlog of the Reader's consumer group. It takes no lock and
+// does not wait for an open batch.
+func (r *Reader) Stats(ctx context.Context) (Stats, error) {
+	var (
+		s       Stats
+		ageSecs float64
+		fwd     dbTime
+		err     error
+	)
+	cfg := r.cfg
+	if cfg.Dialect == MySQL {
+		var acked int64
+		err = r.db.QueryRowContext(ctx, "SELECT seq_acked, updated_at FROM "+cfg.offsetsTable()+
+			" WHERE consumer_group = ?", cfg.ConsumerGroup).Scan(&acked, &fwd)
+		if errors.Is(err, sql.ErrNoRows) {
+			err = nil
+		}
+		if err == nil {
+			var ageMicros int64
+			err = r.db.QueryRowContext(ctx, "SELECT COUNT(*), COALESCE(TIMESTAMPDIFF(MICROSECOND, MIN(created_at), CURRENT_TIMESTAMP(6)), 0) FROM "+
+				cfg.eventsTable()+" WHERE `seq` IS NULL OR `seq` > ?", acked).Scan(&s.Pending, &ageMicros)
+			ageSecs = float64(ageMicros) / 1e6
+		}
+	} else {
+		err = r.db.QueryRowContext(ctx, `WITH g AS (
+	SELECT COALESCE((SELECT last_processed_transaction_id FROM `+cfg.offsetsTable()+` WHERE consumer_group = $1), '0'::xid8) AS tx,
+	       COALESCE((SELECT offset_acked FROM `+cfg.offsetsTable()+` WHERE consumer_group = $1), 0) AS off,
+	       (SELECT updated_at FROM `+cfg.offsetsTable()+` WHERE consumer_group = $1) AS fwd
+), p AS (
+	SELECT count(*) AS n, min(e.created_at) AS oldest FROM `+cfg.eventsTable()+` AS e, g
+	WHERE (e.transaction_id, e."offset") > (g.tx, g.off)
+)
+SELECT p.n, COALESCE(EXTRACT(EPOCH FROM (now() - p.oldest)), 0)::float8, g.fwd FROM p, g`,
+			cfg.ConsumerGroup).Scan(&s.Pending, &ageSecs, &fwd)
+	}
+	if err == nil {
+		err = r.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+cfg.deadLettersTable()).Scan(&s.DeadLetters)
+	}
+	if err != nil {
+		return Stats{}, fmt.Errorf("outbox: Stats: %w", err)
+	}
+	if ageSecs > 0 {
+		s.OldestPending = time.Duration(ageSecs * float64(time.Second))
+	}
+	s.LastForwardedAt = fwd.t
+	return s, nil
+}
+
+func newEvent(pos Position, row wsql.Row, created time.Time) Event {
+	topic, key, md := splitMetadata(row.Msg.Metadata)
+	return Event{
+		Position:  pos,
+		UUID:      string(row.UUID),
+		Topic:     topic,
+		Key:       key,
+		Payload:   row.Payload,
+		Metadata:  md,
+		CreatedAt: created,
+	}
+}
+
+// extraScanner lets watermill-sql's UnmarshalMessage scan its columns while the
+// extra columns after them go to extra.
+type extraScanner struct {
+	rows  *sql.Rows
+	extra []any
+}
+
+func (s extraScanner) Scan(dest ...any) error {
+	return s.rows.Scan(append(dest, s.extra...)...)
+}
+
+// dbTime scans a nullable time from either driver: a time.Time, or the text that
+// go-sql-driver returns without parseTime=true (read as UTC, its default location).
+type dbTime struct{ t time.Time }
+
+func (d *dbTime) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		d.t = time.Time{}
+	case time.Time:
+		d.t = v
+	case []byte:
+		return d.parse(string(v))
+	case string:
+		return d.parse(v)
+	default:
+		return fmt.Errorf("cannot scan %T into a time", src)
+	}
+	return nil
+}
+
+func (d *dbTime) parse(s string) error {
+	t, err := time.ParseInLocation("2006-01-02 15:04:05.999999999", s, time.UTC)
+	if err != nil {
+		return err
+	}
+	d.t = t
+	return nil
+}
+
+// isLockBusy reports a lock that another transaction holds: PostgreSQL
+// lock_not_available (lock_timeout expired), MySQL ER_LOCK_WAIT_TIMEOUT (MariaDB's
+// answer to NOWAIT) or ER_LOCK_NOWAIT (MySQL 8's).
+func isLockBusy(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "55P03"
+	}
+	var myErr *mysql.MySQLError
+	if errors.As(err, &myErr) {
+		return myErr.Number == 1205 || myErr.Number == 3572
+	}
+	return false
+}
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
