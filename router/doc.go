@@ -1,0 +1,31 @@
+// Package router forwards the events of a transactional outbox (package outbox) to
+// Kafka through a publisher, normally the adapter decorator around the batching
+// adapter.KafkaPublisher.
+//
+// Guarantees:
+//
+//   - At-least-once. Progress is recorded in the outbox only after the events it
+//     covers were written to Kafka (or set aside as dead letters), in the same
+//     transaction as those dead letters. A crash at any point re-sends at most the
+//     batch in flight; it never loses an event.
+//   - Commit order per key. Events are read in the outbox's commit-safe order
+//     (see outbox.Reader.Begin). Within a batch, events that share a topic and a
+//     partition key go out in separate, successive publish calls (waves), so a
+//     failed and retried event can never overtake, or be overtaken by, another event
+//     of its key; events of different keys share one pipelined call.
+//   - No head-of-line blocking by poison events. An event that fails permanently
+//     (too large, invalid) becomes a dead letter with its reason, and the events
+//     behind it keep flowing.
+//   - Nothing dead-lettered for an outage or a broken producer. Retriable failures
+//     are retried with backoff for as long as they last; fatal ones (authorization,
+//     SASL, unsupported version) halt forwarding, report unhealthy with the reason,
+//     and are retried slowly until the cause is fixed.
+//   - Hot standby. Several forwarders may run on one outbox and consumer group: one
+//     forwards while the others wait for its lock, and take over when it stops.
+//
+// Duplicates: an event is sent again when its batch was interrupted after it reached
+// Kafka but before progress was recorded, or when the broker's answer was lost.
+// Consumers de-duplicate by the Watermill message UUID, which Kafka carries in the
+// "_watermill_message_uuid" header (watermill-kafka's subscriber restores it as
+// msg.UUID).
+package router

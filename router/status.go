@@ -1,0 +1,155 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/millrace/millrace/outbox"
+)
+
+// Stats is a snapshot of a Forwarder.
+type Stats struct {
+	// State is what the forwarder is doing now.
+	State State
+	// LastError is the failure behind StateRetrying or StateFatal, "" otherwise.
+	LastError string
+	// FailingSince is when the current run of failures started; zero when healthy.
+	FailingSince time.Time
+	// EventsForwarded counts events written to Kafka by this forwarder (an event
+	// sent again after an interrupted batch counts again).
+	EventsForwarded int64
+	// Batches counts the non-empty batches handled.
+	Batches int64
+	// DeadLetters counts events this forwarder set aside as dead letters.
+	DeadLetters int64
+	// Failures counts batches stopped by a failure.
+	Failures int64
+	// Backlog is the outbox's backlog as last read (every StatsInterval).
+	Backlog outbox.Stats
+}
+
+// Stats returns a snapshot of the forwarder's counters and of the backlog as last
+// read from the database.
+func (f *Forwarder) Stats() Stats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := Stats{
+		State:           f.state,
+		FailingSince:    f.failingSince,
+		EventsForwarded: f.forwarded.Load(),
+		Batches:         f.batches.Load(),
+		DeadLetters:     f.deadLetters.Load(),
+		Failures:        f.failures.Load(),
+		Backlog:         f.backlog,
+	}
+	if f.lastErr != nil {
+		s.LastError = f.lastErr.Error()
+	}
+	return s
+}
+
+// ErrUnhealthy is matched by every error HealthCheck returns.
+var ErrUnhealthy = errors.New("router: forwarder unhealthy")
+
+// HealthCheck reports whether the forwarder is doing its job: it fails while halted
+// by a fatal failure, when retriable failures have lasted longer than
+// UnhealthyAfter, when the database cannot be reached, when the oldest pending event
+// is older than MaxLag, and when the publisher's own HealthCheck fails (the adapter
+// decorator's checks the broker). The error names every reason.
+func (f *Forwarder) HealthCheck(ctx context.Context) error {
+	f.mu.Lock()
+	state, lastErr, since, backlog, backlogErr := f.state, f.lastErr, f.failingSince, f.backlog, f.backlogErr
+	f.mu.Unlock()
+
+	var errs []error
+	if state == StateFatal && lastErr != nil {
+		errs = append(errs, fmt.Errorf("halted by a fatal failure: %w", lastErr))
+	} else if !since.IsZero() && time.Since(since) > f.cfg.UnhealthyAfter && lastErr != nil {
+		errs = append(errs, fmt.Errorf("failing for %v: %w", time.Since(since).Round(time.Second), lastErr))
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := f.cfg.DB.PingContext(pingCtx); err != nil {
+		errs = append(errs, fmt.Errorf("database unreachable: %w", err))
+	} else if backlogErr != nil {
+		errs = append(errs, fmt.Errorf("reading the backlog: %w", backlogErr))
+	}
+	if f.cfg.MaxLag > 0 && backlog.OldestPending > f.cfg.MaxLag {
+		errs = append(errs, fmt.Errorf("lag %v exceeds %v (%d events pending)",
+			backlog.OldestPending.Round(time.Second), f.cfg.MaxLag, backlog.Pending))
+	}
+	if f.health != nil {
+		if err := f.health.HealthCheck(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("publisher: %w", err))
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrUnhealthy, errors.Join(errs...))
+}
+
+// Alive reports whether Run is running: the liveness of a forwarding process. It
+// does not depend on the database or the broker, so an outage does not restart the
+// process.
+func (f *Forwarder) Alive() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.running {
+		return errors.New("router: forwarder is not running")
+	}
+	return nil
+}
+
+// statsLoop reads the backlog every StatsInterval.
+func (f *Forwarder) statsLoop(ctx context.Context) {
+	t := time.NewTicker(f.cfg.StatsInterval)
+	defer t.Stop()
+	for {
+		st, err := f.reader.Stats(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		f.mu.Lock()
+		f.backlogErr = err
+		if err == nil {
+			f.backlog = st
+		}
+		f.mu.Unlock()
+		if err != nil {
+			f.log.Warn().Err(err).Msg("reading the backlog failed")
+		} else if f.prom != nil {
+			f.prom.backlog(st)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// retentionLoop deletes forwarded events older than Retention every
+// RetentionInterval.
+func (f *Forwarder) retentionLoop(ctx context.Context) {
+	t := time.NewTicker(f.cfg.RetentionInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := outbox.Cleanup(ctx, f.cfg.DB, f.cfg.Outbox, f.cfg.Retention, f.cfg.RetentionBatch)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			f.log.Warn().Err(err).Msg("deleting forwarded events failed")
+		} else if n > 0 {
+			f.log.Debug().Int("deleted", n).Dur("retention", f.cfg.Retention).Msg("deleted forwarded events")
+		}
+	}
+}
