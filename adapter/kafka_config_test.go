@@ -508,7 +508,8 @@ func TestKafkaFastMarshalDoesNotAllocatePerMessage(t *testing.T) {
 		p.release(c)
 	}
 	run() // sizes the slabs
-	if allocs := testing.AllocsPerRun(100, run); allocs != 0 {
-		t.Errorf("marshaling a call of %d messages into a reused call allocates %v times, want 0", len(msgs), allocs)
+	// One allocation per call: the records, which are never reused (see grow).
+	if allocs := testing.AllocsPerRun(100, run); allocs != 1 {
+		t.Errorf("marshaling a call of %d messages into a reused call allocates %v times, want 1 (the records)", len(msgs), allocs)
 	}
 }

@@ -530,9 +530,9 @@ func fill(errs []error, err error) []error {
 	return errs
 }
 
-// kafkaCall is the state of one PublishResults call, pooled across calls. Everything
-// sarama reads (records, headers, bytes) lives in its slabs, which are reused only
-// after sarama has answered for every message of the call.
+// kafkaCall is the state of one PublishResults call, pooled across calls. What the
+// records point at (headers, bytes) lives in its slabs, which are reused only after
+// sarama has answered for every message of the call; the records are fresh per call.
 type kafkaCall struct {
 	slots []kafkaSlot
 	// pending, failed: written by the caller before the first send, then only by the
@@ -575,12 +575,15 @@ func (c *kafkaCall) prepare(n int) {
 
 // grow sizes the slabs of the fast marshaler for n messages, h headers and b bytes.
 func (c *kafkaCall) grow(n, h, b int) {
-	if cap(c.pms) < n {
-		c.pms = make([]sarama.ProducerMessage, n)
+	// The records themselves are never reused: sarama may still read a record after
+	// it answered for it (its partition producer reads msg.retries to back off after
+	// returning an error), so each call gets fresh ones, one allocation per call.
+	c.pms = make([]sarama.ProducerMessage, n)
+	if cap(c.values) < n {
 		c.values = make([]sarama.ByteEncoder, n)
 		c.keys = make([]sarama.ByteEncoder, n)
 	}
-	c.pms, c.values, c.keys = c.pms[:n], c.values[:n], c.keys[:n]
+	c.values, c.keys = c.values[:n], c.keys[:n]
 	if cap(c.headers) < h {
 		c.headers = make([]sarama.RecordHeader, 0, h)
 	}
@@ -622,7 +625,7 @@ func (p *KafkaPublisher) release(c *kafkaCall) {
 		return
 	}
 	clear(c.slots)
-	clear(c.pms)
+	c.pms = nil // sarama may still read them; see grow
 	clear(c.values)
 	clear(c.keys)
 	clear(c.headers[:cap(c.headers)])
