@@ -321,9 +321,9 @@ type KafkaSASL struct {
 	User string
 	// Password is the user's password. Required with SASL.
 	Password string
-	// SCRAMClient returns a new SCRAM client for each connection; required for the
-	// SCRAM mechanisms, for example with github.com/xdg-go/scram (see sarama's
-	// examples/sasl_scram_client), which this module does not depend on.
+	// SCRAMClient returns a new SCRAM client for each connection of the SCRAM
+	// mechanisms. Defaults to a client built on github.com/xdg-go/scram (the one
+	// sarama's examples use), with SASLprep of the password.
 	SCRAMClient func() sarama.SCRAMClient
 }
 
@@ -500,9 +500,6 @@ func (c KafkaConfig) Validate() error {
 		switch c.SASL.Mechanism {
 		case sarama.SASLTypePlaintext:
 		case sarama.SASLTypeSCRAMSHA256, sarama.SASLTypeSCRAMSHA512:
-			if c.SASL.SCRAMClient == nil {
-				bad("SASL.SCRAMClient", "is required for %s (for example a github.com/xdg-go/scram client)", c.SASL.Mechanism)
-			}
 		default:
 			bad("SASL.Mechanism", "must be %s, %s or %s, got %q", sarama.SASLTypePlaintext,
 				sarama.SASLTypeSCRAMSHA256, sarama.SASLTypeSCRAMSHA512, c.SASL.Mechanism)
@@ -571,6 +568,9 @@ func (c KafkaConfig) SaramaConfig() (*sarama.Config, error) {
 		sc.Net.SASL.User = c.SASL.User
 		sc.Net.SASL.Password = c.SASL.Password
 		sc.Net.SASL.SCRAMClientGeneratorFunc = c.SASL.SCRAMClient
+		if c.SASL.SCRAMClient == nil && (c.SASL.Mechanism == sarama.SASLTypeSCRAMSHA256 || c.SASL.Mechanism == sarama.SASLTypeSCRAMSHA512) {
+			sc.Net.SASL.SCRAMClientGeneratorFunc = defaultSCRAMClient(c.SASL.Mechanism)
+		}
 	}
 
 	if c.OverwriteSaramaConfig != nil {

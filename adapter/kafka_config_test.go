@@ -170,9 +170,6 @@ func TestKafkaConfig_invalidValuesNameTheField(t *testing.T) {
 		{"SASL without user", func(c *KafkaConfig) { c.SASL = KafkaSASL{Mechanism: sarama.SASLTypePlaintext, Password: "p"} }, "KafkaConfig.SASL.User is required"},
 		{"SASL without password", func(c *KafkaConfig) { c.SASL = KafkaSASL{User: "u"} }, "KafkaConfig.SASL.Password is required"},
 		{"an unsupported SASL mechanism", func(c *KafkaConfig) { c.SASL = KafkaSASL{Mechanism: "GSSAPI", User: "u", Password: "p"} }, "KafkaConfig.SASL.Mechanism must be"},
-		{"SCRAM without a client", func(c *KafkaConfig) {
-			c.SASL = KafkaSASL{Mechanism: sarama.SASLTypeSCRAMSHA512, User: "u", Password: "p"}
-		}, "KafkaConfig.SASL.SCRAMClient is required for SCRAM-SHA-512"},
 		{"an override that breaks idempotence", func(c *KafkaConfig) {
 			c.OverwriteSaramaConfig = func(sc *sarama.Config) { sc.Net.MaxOpenRequests = 5 }
 		}, "Idempotent producer requires Net.MaxOpenRequests to be 1"},

@@ -678,6 +678,33 @@ func TestKafkaPublisher_saslPlain(t *testing.T) {
 	t.Logf("wrong password: %v (%s)", err, adapter.Classify(err))
 }
 
+func TestKafkaPublisher_saslSCRAMWithTheBuiltInClient(t *testing.T) {
+	for _, mech := range []sarama.SASLMechanism{sarama.SASLTypeSCRAMSHA256, sarama.SASLTypeSCRAMSHA512} {
+		t.Run(string(mech), func(t *testing.T) {
+			c := kafkatest.New(t, kafkatest.KfakeOptions(
+				kfake.EnableSASL(),
+				kfake.Superuser(string(mech), "alice", "wonderland-secret"),
+				kfake.SeedTopics(1, "scram-topic"),
+			))
+			c.RequireFake(t)
+			cfg := kafkaTestConfig(c)
+			cfg.SASL = adapter.KafkaSASL{Mechanism: mech, User: "alice", Password: "wonderland-secret"}
+			p, err := adapter.NewKafkaPublisher(cfg)
+			if err != nil {
+				t.Fatalf("NewKafkaPublisher with %s: %v", mech, err)
+			}
+			defer p.Close()
+			if err := p.Publish("scram-topic", kafkaMessages("scram", 5, 0)...); err != nil {
+				t.Fatalf("Publish with %s: %v", mech, err)
+			}
+			cfg.SASL.Password = "wrong-password-123"
+			if _, err := adapter.NewKafkaPublisher(cfg); err == nil || strings.Contains(err.Error(), "wrong-password-123") {
+				t.Fatalf("NewKafkaPublisher with a wrong %s password = %v, want an error without the password", mech, err)
+			}
+		})
+	}
+}
+
 func TestNewKafka_returnsTheDecoratedPublisher(t *testing.T) {
 	c := kafkatest.New(t)
 	topic := c.NewTopic(t, 1)
