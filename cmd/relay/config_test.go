@@ -1,0 +1,281 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/millrace/millrace/adapter"
+	"github.com/millrace/millrace/outbox"
+	"github.com/millrace/millrace/router"
+)
+
+func TestParseDatabaseURL(t *testing.T) {
+	tests := []struct {
+		name    string
+		raw     string
+		dialect outbox.Dialect
+		masked  string
+		secret  string
+		mysql   string // FormatDSN of the go-sql-driver config
+		err     string
+	}{
+		{
+			name: "postgres URL goes to pgx unchanged", raw: "postgres://app:pw@db:5432/app?sslmode=disable",
+			dialect: outbox.Postgres, masked: "postgres://app:xxxxx@db:5432/app?sslmode=disable", secret: "pw",
+		},
+		{
+			name: "postgresql scheme", raw: "postgresql://app@db/app",
+			dialect: outbox.Postgres, masked: "postgresql://app@db/app",
+		},
+		{
+			name: "password in the query is masked too", raw: "postgres://db/app?user=app&password=pw",
+			dialect: outbox.Postgres, masked: "postgres://db/app?password=xxxxx&user=app", secret: "pw",
+		},
+		{
+			name: "mysql URL becomes a go-sql-driver DSN with parseTime", raw: "mysql://app:p%40ss@db:3307/shop?timeout=5s",
+			dialect: outbox.MySQL, masked: "mysql://app:xxxxx@db:3307/shop?timeout=5s", secret: "p@ss",
+			mysql: "app:p@ss@tcp(db:3307)/shop?parseTime=true&timeout=5s",
+		},
+		{
+			name: "mysql default port", raw: "mysql://root@127.0.0.1/test",
+			dialect: outbox.MySQL, masked: "mysql://root@127.0.0.1/test", mysql: "root@tcp(127.0.0.1:3306)/test?parseTime=true",
+		},
+		{
+			name: "mysql parseTime can be overridden", raw: "mysql://root@db/test?parseTime=false",
+			dialect: outbox.MySQL, mysql: "root@tcp(db:3306)/test",
+		},
+		{name: "mysql without database", raw: "mysql://root:pw@db:3306", err: "the path must be the database name"},
+		{name: "mysql without user", raw: "mysql://db:3306/test", err: "the user is missing"},
+		{name: "mysql bad parameter", raw: "mysql://root:pw@db/test?parseTime=maybe", err: "not a valid MySQL URL"},
+		{name: "unsupported scheme", raw: "sqlite://file.db", err: `scheme "sqlite" is not supported`},
+		{name: "not a URL", raw: "host=db user=app password=pw", err: "must be a URL"},
+		{name: "bad port", raw: "postgres://app:pw@db:port/app", err: "postgres://app:xxxxx@db:port/app is not a valid URL: invalid port"},
+		{name: "bad sslmode", raw: "postgres://app:pw@db/app?sslmode=sometimes", err: "not a valid PostgreSQL URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, err := parseDatabaseURL(tt.raw)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want %q", err, tt.err)
+				}
+				if strings.Contains(err.Error(), "pw") {
+					t.Errorf("error %q contains the password", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if db.dialect != tt.dialect || db.secret != tt.secret || (tt.masked != "" && db.masked != tt.masked) {
+				t.Errorf("got dialect %v secret %q masked %q", db.dialect, db.secret, db.masked)
+			}
+			if tt.mysql != "" && db.mysql.FormatDSN() != tt.mysql {
+				t.Errorf("mysql DSN %q, want %q", db.mysql.FormatDSN(), tt.mysql)
+			}
+		})
+	}
+}
+
+func TestMaskURLOfInvalidURLs(t *testing.T) {
+	for raw, want := range map[string]string{
+		"postgres://u:se:cr@t@host:bad/db":     "postgres://u:xxxxx@host:bad/db",
+		"mysql://u:pw@host/db?password=pw2#x":  "mysql://u:xxxxx@host/db?password=xxxxx#x",
+		"postgres://host:bad/db?password=s3cr": "postgres://host:bad/db?password=xxxxx",
+		"garbage with no scheme":               "xxxxx",
+	} {
+		if got := maskURL(raw); got != want {
+			t.Errorf("maskURL(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}
+
+func TestRedactorReplacesEveryFormOfASecret(t *testing.T) {
+	var b bytes.Buffer
+	r := newRedactor(&b)
+	r.add(`p@ss"w\rd`, "abc") // too short to filter: occurs in normal text
+	for _, s := range []string{`raw p@ss"w\rd`, `json "p@ss\"w\\rd"`, "url p%40ss%22w%5Crd", "abc stays"} {
+		n, err := r.Write([]byte(s + "\n"))
+		if err != nil || n != len(s)+1 {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
+	}
+	want := "raw xxxxx\njson \"xxxxx\"\nurl xxxxx\nabc stays\n"
+	if b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}
+
+// loadForTest loads the run settings from environ and args.
+func loadForTest(t *testing.T, environ map[string]string, args ...string) (*config, []problem) {
+	t.Helper()
+	fs := newFlagSet("run")
+	cfg := &config{}
+	set := newSettingsSet(fs, environ, runGroups(cfg)...)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return cfg, collectProblems(set, cfg, true)
+}
+
+func TestFlagsWinOverEnvironment(t *testing.T) {
+	environ := map[string]string{
+		"RELAY_DATABASE_URL":  "postgres://db/app",
+		"RELAY_KAFKA_BROKERS": "env:9092",
+		"RELAY_BATCH_SIZE":    "10",
+		"RELAY_PPROF":         "false",
+		"RELAY_MAX_LAG":       "off",
+	}
+	cfg, problems := loadForTest(t, environ, "--kafka-brokers=a:1,b:2", "-batch-size", "20", "--pprof", "--retention", "1h")
+	if len(problems) > 0 {
+		t.Fatalf("problems: %v", problems)
+	}
+	if got := strings.Join(cfg.Kafka.Brokers, ","); got != "a:1,b:2" {
+		t.Errorf("brokers %q", got)
+	}
+	if cfg.Forward.BatchSize != 20 || !cfg.HTTP.Pprof || cfg.Forward.MaxLag != -1 ||
+		time.Duration(cfg.Forward.Retention) != time.Hour {
+		t.Errorf("settings %+v %+v", cfg.Forward, cfg.HTTP)
+	}
+	// Defaults apply to what is set nowhere, and reach the library configs.
+	fc := cfg.forwarderConfig()
+	if fc.PollInterval != time.Second || fc.MaxLag != -1 || fc.Outbox.Name != "outbox" || fc.Outbox.Dialect != outbox.Postgres ||
+		fc.CloseTimeout != 15*time.Second {
+		t.Errorf("forwarder config %+v", fc)
+	}
+	if kc := cfg.kafkaConfig(); kc.Compression != adapter.CompressionSnappy || kc.ClientID != "millrace-relay" || kc.Marshaler == nil {
+		t.Errorf("kafka config %v", kc)
+	}
+	if ac := cfg.publisherConfig(nil, nil); ac.MaxRetries != 3 || ac.MaxElapsedTime != 2*time.Minute {
+		t.Errorf("publisher config %+v", ac)
+	}
+}
+
+func TestProblemsNameTheFlagWhenTheValueCameFromIt(t *testing.T) {
+	_, problems := loadForTest(t, map[string]string{"RELAY_DATABASE_URL": "postgres://db/app", "RELAY_BATCH_SIZE": "x"},
+		"--kafka-brokers", "nope", "--retry-max-retries", "-1")
+	var lines []string
+	for _, p := range problems {
+		lines = append(lines, p.text)
+	}
+	got := strings.Join(lines, "\n")
+	for _, want := range []string{
+		`--kafka-brokers (RELAY_KAFKA_BROKERS): "nope" is not a host:port address`,
+		`RELAY_BATCH_SIZE (--batch-size): invalid value "x": invalid syntax`,
+		"--retry-max-retries (RELAY_RETRY_MAX_RETRIES): must not be negative, got -1",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("problems lack %q:\n%s", want, got)
+		}
+	}
+	if len(problems) != 3 {
+		t.Errorf("%d problems, want 3 (one per setting):\n%s", len(problems), got)
+	}
+}
+
+func TestZeroRetriesMeansNone(t *testing.T) {
+	cfg, problems := loadForTest(t, map[string]string{"RELAY_DATABASE_URL": "postgres://db/app",
+		"RELAY_KAFKA_BROKERS": "k:9092", "RELAY_RETRY_MAX_RETRIES": "0"})
+	if len(problems) > 0 {
+		t.Fatal(problems)
+	}
+	if ac := cfg.publisherConfig(nil, nil); ac.MaxRetries != -1 {
+		t.Errorf("MaxRetries %d, want -1 (the adapter's none)", ac.MaxRetries)
+	}
+}
+
+// The defaults the relay restates are the libraries' own: a change there shows up
+// here instead of silently drifting from the documentation.
+func TestDefaultsMatchLibraries(t *testing.T) {
+	def := map[string]string{}
+	for _, st := range allSettings() {
+		def[st.Env] = st.Default
+	}
+	dur := func(key string) time.Duration {
+		d, err := time.ParseDuration(def[key])
+		if err != nil {
+			t.Fatalf("%s default %q: %v", key, def[key], err)
+		}
+		return d
+	}
+	checks := []struct {
+		key       string
+		got, want any
+	}{
+		{"RELAY_OUTBOX", def["RELAY_OUTBOX"], outbox.DefaultName},
+		{"RELAY_CONSUMER_GROUP", def["RELAY_CONSUMER_GROUP"], outbox.DefaultConsumerGroup},
+		{"RELAY_BATCH_SIZE", def["RELAY_BATCH_SIZE"], "1000"},
+		{"RELAY_POLL_INTERVAL", dur("RELAY_POLL_INTERVAL"), router.DefaultPollInterval},
+		{"RELAY_RETRY_INITIAL", dur("RELAY_RETRY_INITIAL"), router.DefaultRetryInitial},
+		{"RELAY_RETRY_INITIAL", dur("RELAY_RETRY_INITIAL"), adapter.DefaultInitialInterval},
+		{"RELAY_RETRY_MAX_INTERVAL", dur("RELAY_RETRY_MAX_INTERVAL"), adapter.DefaultMaxInterval},
+		{"RELAY_RETRY_MAX_ELAPSED", dur("RELAY_RETRY_MAX_ELAPSED"), adapter.DefaultMaxElapsedTime},
+		{"RELAY_RETRY_MAX_RETRIES", def["RELAY_RETRY_MAX_RETRIES"], "3"},
+		{"RELAY_BATCH_RETRY_MAX", dur("RELAY_BATCH_RETRY_MAX"), router.DefaultRetryMax},
+		{"RELAY_FATAL_RETRY_INTERVAL", dur("RELAY_FATAL_RETRY_INTERVAL"), router.DefaultFatalRetryInterval},
+		{"RELAY_UNHEALTHY_AFTER", dur("RELAY_UNHEALTHY_AFTER"), router.DefaultUnhealthyAfter},
+		{"RELAY_MAX_LAG", dur("RELAY_MAX_LAG"), router.DefaultMaxLag},
+		{"RELAY_RETENTION", dur("RELAY_RETENTION"), router.DefaultRetention},
+		{"RELAY_STATS_INTERVAL", dur("RELAY_STATS_INTERVAL"), router.DefaultStatsInterval},
+		{"RELAY_KAFKA_COMPRESSION", def["RELAY_KAFKA_COMPRESSION"], adapter.CompressionSnappy.String()},
+		{"RELAY_KAFKA_MAX_MESSAGE_BYTES", def["RELAY_KAFKA_MAX_MESSAGE_BYTES"], "1048576"},
+	}
+	if router.DefaultBatchSize != 1000 || adapter.DefaultMaxRetries != 3 || adapter.DefaultKafkaMaxMessageBytes != 1048576 {
+		t.Errorf("a library default changed: update the envDefault tags")
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s defaults to %v, the library to %v", c.key, c.got, c.want)
+		}
+	}
+}
+
+// The configuration table of README.md is the one generated from the settings.
+func TestREADMEConfigurationTable(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if table := settingsTable(); !strings.Contains(string(readme), table) {
+		t.Errorf("README.md does not contain the current settings table; replace it with the output of `relay help env`:\n%s", table)
+	}
+}
+
+func TestEveryVariableHasAFlagExceptSecretValues(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	cfg := &config{}
+	newSettingsSet(fs, nil, allGroups(cfg)...)
+	for _, st := range allSettings() {
+		has := fs.Lookup(st.Flag) != nil && st.Flag != ""
+		if has == (st.Secret == "value") {
+			t.Errorf("%s: flag %v, secret %q", st.Env, has, st.Secret)
+		}
+		if st.Help == "" {
+			t.Errorf("%s has no help", st.Env)
+		}
+	}
+	if got := secretKeys(); strings.Join(got, ",") != "RELAY_DATABASE_URL,RELAY_KAFKA_SASL_PASSWORD" {
+		t.Errorf("secret settings %v", got)
+	}
+}
+
+func TestIDListTakesRepeatsAndCommaLists(t *testing.T) {
+	var l idList
+	for _, v := range []string{"3", "5, 7", "9,"} {
+		if err := l.Set(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.String() != "3,5,7,9" {
+		t.Errorf("ids %s", l.String())
+	}
+	for _, bad := range []string{"x", "0", "-2", "1.5"} {
+		if err := l.Set(bad); err == nil {
+			t.Errorf("Set(%q) accepted", bad)
+		}
+	}
+}

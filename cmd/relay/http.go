@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/millrace/millrace/adapter"
+)
+
+// errStopping is the readiness of a relay that is shutting down.
+var errStopping = errors.New("relay: shutting down")
+
+// probes are what the HTTP endpoints report on.
+type probes struct {
+	alive    func() error
+	ready    func(context.Context) error
+	stopping *atomic.Bool
+	secrets  []string
+}
+
+// newHandler returns the relay's HTTP endpoints: /metrics (reg), /healthz
+// (liveness), /readyz (readiness), /debug/pprof/ when enabled, and an index at /.
+func newHandler(reg *prometheus.Registry, p probes, withPprof bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("GET /healthz", adapter.HealthHandler(func(context.Context) error {
+		return p.redact(p.alive())
+	}))
+	mux.Handle("GET /readyz", adapter.HealthHandler(func(ctx context.Context) error {
+		if p.stopping.Load() {
+			return errStopping
+		}
+		return p.redact(p.ready(ctx))
+	}))
+	endpoints := []string{"/metrics", "/healthz", "/readyz"}
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		// pprof's own cmdline handler would print a --database-url password.
+		mux.HandleFunc("/debug/pprof/cmdline", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			fmt.Fprint(w, redactString(strings.Join(os.Args, "\x00"), p.secrets...))
+		})
+		endpoints = append(endpoints, "/debug/pprof/")
+	}
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "millrace relay\n\n%s\n", strings.Join(endpoints, "\n"))
+	})
+	return mux
+}
+
+// redact removes the secrets from err's text, keeping its absence.
+func (p probes) redact(err error) error {
+	if err == nil {
+		return nil
+	}
+	return errors.New(redactString(err.Error(), p.secrets...))
+}
+
+// httpServer is the relay's HTTP server.
+type httpServer struct {
+	srv  *http.Server
+	ln   net.Listener
+	done chan error
+}
+
+// listenHTTP listens on addr (port 0 picks a free one) and serves h until shutdown.
+func listenHTTP(addr string, h http.Handler) (*httpServer, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &httpServer{
+		ln: ln,
+		srv: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      60 * time.Second, // pprof profiles default to 30s
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+		},
+		done: make(chan error, 1),
+	}
+	go func() { s.done <- s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *httpServer) Addr() string { return s.ln.Addr().String() }
+
+// shutdown stops accepting connections and waits for requests in progress until
+// ctx ends, then closes what is left.
+func (s *httpServer) shutdown(ctx context.Context) error {
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		_ = s.srv.Close()
+	}
+	if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
