@@ -225,6 +225,10 @@ func classifyNode(err error) (c Class, ok bool) {
 		// A nil *message.Message was passed: that entry can never be published, the
 		// other messages of the call can.
 		return Permanent, true
+	case ErrHeldBack:
+		// Not sent so as not to overtake an earlier message of its key that failed:
+		// it can go once that one is resent.
+		return Retriable, true
 	case context.Canceled, context.DeadlineExceeded:
 		// The caller's context ended: the caller no longer waits for this message.
 		return Canceled, true
@@ -314,7 +318,7 @@ func init() { probes = buildProbes() }
 func buildProbes() []probeTarget {
 	ps := []probeTarget{}
 	for _, e := range []error{
-		ErrClosed, ErrNilMessage, context.Canceled, context.DeadlineExceeded,
+		ErrClosed, ErrNilMessage, ErrHeldBack, context.Canceled, context.DeadlineExceeded,
 		sarama.ErrClosedClient, sarama.ErrShuttingDown, sarama.ErrTransactionNotReady,
 		sarama.ErrNonTransactedProducer, sarama.ErrInvalidPartition, sarama.ErrOutOfBrokers,
 		sarama.ErrBrokerNotFound, sarama.ErrNotConnected, sarama.ErrAlreadyConnected,

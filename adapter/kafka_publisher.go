@@ -27,8 +27,12 @@ import (
 // ResultPublisher and Pinger, and is safe for concurrent use.
 //
 // Messages with the same partition key are written in the order of the call, also
-// across sarama's internal retries (see KafkaConfig). Invalid messages (nil, too
-// large, not marshallable) fail alone: the other messages of the call are sent.
+// across sarama's internal retries (see KafkaConfig) and across the decorator's
+// resends: the messages of one key are in flight one at a time (see send), so when
+// one fails the later ones of its key are held back (ErrHeldBack) rather than
+// written ahead of it. A call whose keys are all distinct, or that has no keys, is a
+// single pipelined round; n messages of one key cost n rounds. Invalid messages (nil,
+// too large, not marshallable) fail alone: the other messages of the call are sent.
 type KafkaPublisher struct {
 	cfg      KafkaConfig // defaults applied
 	client   sarama.Client
@@ -159,7 +163,8 @@ func (e *BatchError) Unwrap() []error {
 	return out
 }
 
-// Publish publishes msgs to topic in one pipelined call and returns when every
+// Publish publishes msgs to topic in one pipelined round per key repetition (one
+// round when the keys are distinct) and returns when every
 // message was written or failed: nil when all were written, otherwise a *BatchError
 // whose Errors say which failed and why (errors.Is and errors.As reach sarama's
 // errors). The messages that did not fail were written once. After Close it fails
@@ -197,29 +202,8 @@ func (p *KafkaPublisher) PublishResults(topic string, msgs ...*message.Message) 
 		p.marshalEach(c, topic, msgs)
 	}
 
-	// Hand the valid messages to sarama. pending is set before the first send: the
-	// collector may answer before the loop ends.
-	c.pending = c.valid
 	if c.valid > 0 {
-		p.mu.RLock()
-		if p.closed {
-			p.mu.RUnlock()
-			for i := range c.slots {
-				if c.slots[i].pm != nil {
-					c.slots[i].pm = nil
-					c.fail(i, ErrClosed)
-				}
-			}
-		} else {
-			in := p.producer.Input()
-			for i := range c.slots {
-				if pm := c.slots[i].pm; pm != nil {
-					in <- pm
-				}
-			}
-			p.mu.RUnlock()
-			<-c.done
-		}
+		p.send(c, msgs)
 	}
 
 	var errs []error
@@ -239,6 +223,99 @@ func (p *KafkaPublisher) PublishResults(topic string, msgs ...*message.Message) 
 	}
 	p.release(c)
 	return errs
+}
+
+// ErrHeldBack is the failure of a message that was not sent because an earlier
+// message of the same call with the same key failed: sending it would let it
+// overtake that one. It is Retriable; the decorator resends it after the earlier one.
+var ErrHeldBack = errors.New("adapter: kafka: held back behind a failed message with the same key")
+
+// send hands the valid messages of c to sarama in waves and waits for the answers.
+// Wave w carries the w-th message of every key (messages without a key are all in
+// the first wave), so within one call the messages of a key are in flight one at a
+// time: when one fails, the later ones of its key are not sent (ErrHeldBack) and
+// cannot overtake it when it is resent. sarama's own retries keep order within a
+// wave; this keeps it across the failures sarama returns. A call whose keys are all
+// distinct is a single wave.
+func (p *KafkaPublisher) send(c *kafkaCall, msgs []*message.Message) {
+	waves := c.assignWaves()
+	var failedKeys map[string]bool
+	for w := 0; w < waves; w++ {
+		// pending is set before the first send: the collector may answer before the
+		// loop ends.
+		n := 0
+		for i := range c.slots {
+			s := &c.slots[i]
+			if s.pm == nil || s.wave != w {
+				continue
+			}
+			if failedKeys != nil && failedKeys[string(s.key)] {
+				s.pm = nil
+				c.fail(i, fmt.Errorf("adapter: kafka: message %s not sent: %w", msgs[i].UUID, ErrHeldBack))
+				continue
+			}
+			n++
+		}
+		if n == 0 {
+			continue
+		}
+		c.pending = n
+		p.mu.RLock()
+		if p.closed {
+			p.mu.RUnlock()
+			for i := range c.slots {
+				if s := &c.slots[i]; s.pm != nil && s.wave >= w {
+					s.pm = nil
+					c.fail(i, ErrClosed)
+				}
+			}
+			return
+		}
+		in := p.producer.Input()
+		for i := range c.slots {
+			if s := &c.slots[i]; s.pm != nil && s.wave == w {
+				in <- s.pm
+			}
+		}
+		p.mu.RUnlock()
+		<-c.done
+		if w+1 < waves {
+			for i := range c.slots {
+				if s := &c.slots[i]; s.pm != nil && s.wave == w && s.err != nil && s.key != nil {
+					if failedKeys == nil {
+						failedKeys = make(map[string]bool)
+					}
+					failedKeys[string(s.key)] = true
+				}
+			}
+		}
+	}
+}
+
+// assignWaves sets the wave of every message handed to sarama and returns the number
+// of waves.
+func (c *kafkaCall) assignWaves() int {
+	var seen map[string]int
+	waves := 1
+	for i := range c.slots {
+		s := &c.slots[i]
+		s.wave, s.key = 0, nil
+		if s.pm == nil || s.pm.Key == nil {
+			continue
+		}
+		key, err := s.pm.Key.Encode()
+		if err != nil || key == nil {
+			continue
+		}
+		s.key = key
+		if seen == nil {
+			seen = make(map[string]int, len(c.slots))
+		}
+		s.wave = seen[string(key)]
+		seen[string(key)] = s.wave + 1
+		waves = max(waves, s.wave+1)
+	}
+	return waves
 }
 
 // explain wraps an error sarama returned for a message with the message and topic,
@@ -554,6 +631,8 @@ type kafkaSlot struct {
 	call *kafkaCall
 	pm   *sarama.ProducerMessage // nil when the message was not handed to sarama
 	err  error
+	key  []byte // the record's key, nil without one
+	wave int    // see send
 }
 
 // Bounds on what a pooled call keeps, so that one huge call does not pin memory.

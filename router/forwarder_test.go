@@ -169,6 +169,22 @@ func (e *env) write(t testing.TB, topic string, evs []ev, commit bool) []string 
 	return uuids
 }
 
+// consumeDistinct reads the whole topic until it holds at least want distinct
+// events (by UUID) and nothing new arrives for a moment, and returns every record
+// read, duplicates included. It fails the test after timeout.
+func (e *env) consumeDistinct(t *testing.T, want int, timeout time.Duration) []kafkatest.Record {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		recs := e.kc.ConsumeAll(t, e.topic, 300*time.Millisecond)
+		if first, _ := delivered(recs); len(first) >= want {
+			return recs
+		} else if time.Now().After(deadline) {
+			t.Fatalf("%d distinct events in Kafka after %v, want %d", len(first), timeout, want)
+		}
+	}
+}
+
 // delivered de-duplicates records by UUID (keeping the first) and reports the
 // duplicates.
 func delivered(recs []kafkatest.Record) (first []kafkatest.Record, dups int) {
@@ -260,8 +276,7 @@ func TestEveryCommittedEventArrivesInOrderAndNoRolledBackOne(t *testing.T) {
 		}
 		wg.Wait()
 
-		recs := e.kc.Consume(t, e.topic, len(committed), time.Minute)
-		recs = append(recs, e.kc.ConsumeAll(t, e.topic, 500*time.Millisecond)[len(recs):]...)
+		recs := e.consumeDistinct(t, len(committed), time.Minute)
 		first, dups := delivered(recs)
 		for _, r := range first {
 			id := r.Headers[kafka.UUIDHeaderKey]
@@ -309,7 +324,7 @@ func TestATransactionLeftOpenIsForwardedAfterItCommits(t *testing.T) {
 		if err := held.Commit(); err != nil {
 			t.Fatal(err)
 		}
-		recs := e.kc.Consume(t, e.topic, 21, 30*time.Second)
+		recs := e.consumeDistinct(t, 21, 30*time.Second)
 		first, _ := delivered(recs)
 		found := false
 		for _, r := range first {
@@ -347,8 +362,7 @@ func TestACanceledForwarderLosesNothingAndResendsAtMostOneBatch(t *testing.T) {
 
 		f2 := e.forwarder(t, pub, func(c *router.Config) { c.BatchSize = batch })
 		start(t, f2)
-		recs := e.kc.Consume(t, e.topic, total, time.Minute)
-		recs = append(recs, e.kc.ConsumeAll(t, e.topic, 500*time.Millisecond)[len(recs):]...)
+		recs := e.consumeDistinct(t, total, time.Minute)
 		first, dups := delivered(recs)
 		if len(first) != total {
 			t.Fatalf("%d distinct events, want %d", len(first), total)
@@ -380,7 +394,7 @@ func TestAPoisonEventBecomesADeadLetterAndTheRestFlows(t *testing.T) {
 		f := e.forwarder(t, e.publisher(t, adapter.Config{}), nil)
 		start(t, f)
 
-		recs := e.kc.Consume(t, e.topic, 1000, 30*time.Second)
+		recs := e.consumeDistinct(t, 1000, 30*time.Second)
 		first, _ := delivered(recs)
 		if len(first) != 1000 {
 			t.Fatalf("%d distinct events arrived, want the 1000 behind the poison one", len(first))
@@ -463,7 +477,7 @@ func TestTwoForwardersOnOneOutboxDeliverEverythingInOrder(t *testing.T) {
 			}
 			e.write(t, e.topic, evs, true)
 		}
-		recs := e.kc.Consume(t, e.topic, total, time.Minute)
+		recs := e.consumeDistinct(t, total, time.Minute)
 		first, dups := delivered(recs)
 		if len(first) != total {
 			t.Fatalf("%d distinct events, want %d", len(first), total)
@@ -497,7 +511,7 @@ func TestABrokerOutageLosesNothingAndTheBacklogDrains(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		e.kc.Proxy().Restore()
 
-		recs := e.kc.Consume(t, e.topic, 1001, time.Minute)
+		recs := e.consumeDistinct(t, 1001, time.Minute)
 		first, dups := delivered(recs)
 		if len(first) != 1001 {
 			t.Fatalf("%d distinct events after the outage, want 1001", len(first))
