@@ -234,14 +234,17 @@ func TestDefaultsMatchLibraries(t *testing.T) {
 	}
 }
 
-// The configuration table of README.md is the one generated from the settings.
+// The configuration tables of this README and of the project's README are the one
+// generated from the settings.
 func TestREADMEConfigurationTable(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if table := settingsTable(); !strings.Contains(string(readme), table) {
-		t.Errorf("README.md does not contain the current settings table; replace it with the output of `relay help env`:\n%s", table)
+	for _, name := range []string{"README.md", "../../README.md"} {
+		readme, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if table := settingsTable(); !strings.Contains(string(readme), table) {
+			t.Errorf("%s does not contain the current settings table; replace it with the output of `relay help env`:\n%s", name, table)
+		}
 	}
 }
 
