@@ -242,7 +242,9 @@ type KafkaConfig struct {
 	// OverwriteSaramaConfig, when set, is called with the sarama configuration built
 	// from the fields above, just before it is validated: the escape hatch for any
 	// sarama setting not exposed here. Producer.Return.Successes and
-	// Producer.Return.Errors must stay true.
+	// Producer.Return.Errors must stay true. Beware of shortening Metadata.Retry:
+	// after three failed partition lookups sarama's producer opens a circuit breaker
+	// for 10s, so a short outage can then delay recovery by 10s.
 	OverwriteSaramaConfig func(*sarama.Config)
 }
 

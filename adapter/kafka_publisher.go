@@ -279,6 +279,7 @@ func (p *KafkaPublisher) send(c *kafkaCall, msgs []*message.Message) {
 		}
 		p.mu.RUnlock()
 		<-c.done
+		p.splitTooLarge(c, w)
 		if w+1 < waves {
 			for i := range c.slots {
 				if s := &c.slots[i]; s.pm != nil && s.wave == w && s.err != nil && s.key != nil {
@@ -289,6 +290,42 @@ func (p *KafkaPublisher) send(c *kafkaCall, msgs []*message.Message) {
 				}
 			}
 		}
+	}
+}
+
+// splitTooLarge sends again, each on its own, the messages of wave w that the broker
+// rejected with MESSAGE_TOO_LARGE when there are several. A broker checks
+// max.message.bytes against a whole record batch, so one oversized record fails the
+// records that shared its batch; alone, the others go through and only the oversized
+// one keeps its error. The Java producer splits batches the same way.
+func (p *KafkaPublisher) splitTooLarge(c *kafkaCall, w int) {
+	var idx []int
+	for i := range c.slots {
+		if s := &c.slots[i]; s.pm != nil && s.wave == w && errors.Is(s.err, sarama.ErrMessageSizeTooLarge) {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) < 2 {
+		return
+	}
+	for _, i := range idx {
+		s := &c.slots[i]
+		// A fresh record: sarama may still read the one it answered for (see grow).
+		old := s.pm
+		s.pm = &sarama.ProducerMessage{Topic: old.Topic, Key: old.Key, Value: old.Value, Headers: old.Headers, Metadata: s}
+		s.err = nil
+		c.failed--
+		c.pending = 1
+		p.mu.RLock()
+		if p.closed {
+			p.mu.RUnlock()
+			s.err = ErrClosed
+			c.failed++
+			continue
+		}
+		p.producer.Input() <- s.pm
+		p.mu.RUnlock()
+		<-c.done
 	}
 }
 

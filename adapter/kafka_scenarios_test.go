@@ -219,3 +219,28 @@ func TestBatchingPublisherRidesOutABrokerOutage(t *testing.T) {
 	}
 	t.Logf("%d records for %d messages; metrics %+v", len(recs), len(distinct), p.Metrics())
 }
+
+func TestAnOversizedRecordDoesNotFailTheRecordsThatShareItsBatch(t *testing.T) {
+	c := kafkatest.New(t)
+	topic := c.NewTopic(t, 1) // one partition: every record of the call shares a batch
+	c.SetMaxMessageBytes(t, topic, 4096)
+	p := newKafkaPublisher(t, c, nil)
+
+	big := make([]byte, 8192) // random: compression cannot bring it under the limit
+	_, _ = rand.Read(big)
+	msgs := kafkaMessages("split", 20, 0)
+	msgs[7] = message.NewMessage(watermill.NewUUID(), big)
+	errs := p.PublishResults(topic, msgs...)
+	for i, err := range errs {
+		if i == 7 {
+			if !errors.Is(err, sarama.ErrMessageSizeTooLarge) || adapter.Classify(err) != adapter.Permanent {
+				t.Fatalf("the oversized message: %v, want a permanent MESSAGE_TOO_LARGE", err)
+			}
+		} else if err != nil {
+			t.Fatalf("message %d, which fits, failed: %v", i, err)
+		}
+	}
+	if recs := c.ConsumeAll(t, topic, time.Second); len(recs) != 19 {
+		t.Fatalf("%d records written, want the 19 that fit, once each", len(recs))
+	}
+}

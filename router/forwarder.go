@@ -61,6 +61,7 @@ type Forwarder struct {
 	backlogErr   error
 	running      bool
 	inBatch      bool
+	waitingLock  bool // in reader.Begin: see runBatch
 	closed       bool
 	cancel       context.CancelFunc // cancels the running Run
 	done         chan struct{}      // closed when the running Run returns
@@ -252,8 +253,22 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // many events the batch read and, when the batch stopped short, the class and the
 // failure that stopped it.
 func (f *Forwarder) runBatch(ctx context.Context) (int, adapter.Class, error) {
-	f.setState(StateStandby)
+	// Standby only when the lock is not had at once: another forwarder holds it.
+	f.mu.Lock()
+	f.waitingLock = true
+	f.mu.Unlock()
+	standby := time.AfterFunc(2*f.cfg.Outbox.LockPollInterval, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.waitingLock {
+			f.setStateLocked(StateStandby)
+		}
+	})
 	batch, err := f.reader.Begin(ctx, f.cfg.BatchSize)
+	standby.Stop()
+	f.mu.Lock()
+	f.waitingLock = false
+	f.mu.Unlock()
 	if err != nil {
 		return 0, adapter.Retriable, fmt.Errorf("read outbox: %w", err)
 	}
@@ -404,14 +419,6 @@ func (f *Forwarder) call(topic string, idx []int, msgs []*message.Message, res *
 			pe.Failed = append(pe.Failed, adapter.FailedMessage{Index: j, UUID: msgs[j].UUID, Class: class, Err: err})
 		}
 	}
-	if len(msgs) > 1 {
-		if pe = f.isolate(topic, msgs, pe); pe == nil {
-			for _, i := range idx {
-				res.published[i] = true
-			}
-			return true
-		}
-	}
 	failed := make(map[int]bool, len(pe.Failed))
 	var block *adapter.FailedMessage // the earliest failure that stops the batch
 	for k := range pe.Failed {
@@ -436,47 +443,6 @@ func (f *Forwarder) call(topic string, idx []int, msgs []*message.Message, res *
 	res.class = block.Class
 	res.err = fmt.Errorf("publish to %q: event %s: %w", topic, block.UUID, block.Err)
 	return false
-}
-
-// isolate publishes again, each on its own, the messages of a call that failed
-// permanently, and returns pe without those that then succeed. A broker checks
-// limits such as max.message.bytes on a whole record batch, so one oversized event
-// fails the events that shared its batch; sent alone, the innocent ones go through
-// and only the poison one remains (the Java producer splits batches the same way).
-// The events of a key are in separate waves, so this cannot reorder a key.
-func (f *Forwarder) isolate(topic string, msgs []*message.Message, pe *adapter.PublishError) *adapter.PublishError {
-	permanent := 0
-	for _, fm := range pe.Failed {
-		if fm.Class == adapter.Permanent {
-			permanent++
-		}
-	}
-	if permanent < 2 {
-		return pe
-	}
-	out := *pe
-	out.Failed = make([]adapter.FailedMessage, 0, len(pe.Failed))
-	for _, fm := range pe.Failed {
-		if fm.Class != adapter.Permanent {
-			out.Failed = append(out.Failed, fm)
-			continue
-		}
-		err := f.cfg.Publisher.Publish(topic, msgs[fm.Index])
-		if err == nil {
-			continue
-		}
-		var alone *adapter.PublishError
-		if errors.As(err, &alone) && len(alone.Failed) == 1 {
-			fm.Class, fm.Err = alone.Failed[0].Class, alone.Failed[0].Err
-		} else {
-			fm.Class, fm.Err = adapter.Classify(err), err
-		}
-		out.Failed = append(out.Failed, fm)
-	}
-	if len(out.Failed) == 0 {
-		return nil
-	}
-	return &out
 }
 
 // Close stops the forwarder gracefully: a batch in flight is finished (up to
@@ -510,8 +476,13 @@ func (f *Forwarder) Close() error {
 
 func (f *Forwarder) setState(s State) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.setStateLocked(s)
+}
+
+// setStateLocked sets the state; f.mu is held, which also orders the gauge updates.
+func (f *Forwarder) setStateLocked(s State) {
 	f.state = s
-	f.mu.Unlock()
 	if f.prom != nil {
 		f.prom.setState(s)
 	}
@@ -519,13 +490,11 @@ func (f *Forwarder) setState(s State) {
 
 func (f *Forwarder) failed(s State, err error) {
 	f.mu.Lock()
-	f.state, f.lastErr = s, err
+	defer f.mu.Unlock()
+	f.setStateLocked(s)
+	f.lastErr = err
 	if f.failingSince.IsZero() {
 		f.failingSince = time.Now()
-	}
-	f.mu.Unlock()
-	if f.prom != nil {
-		f.prom.setState(s)
 	}
 }
 
