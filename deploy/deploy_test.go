@@ -44,11 +44,6 @@ const (
 	relayPkg         = "./cmd/relay"
 )
 
-// pendingPackages are main packages that compose builds but that may not be in the
-// tree yet (written concurrently); their checks skip while the directory is missing.
-// Remove an entry once its package is committed.
-var pendingPackages = map[string]bool{"./examples/outbox-demo": true}
-
 // goRuntimeVars are variables of the Go runtime that a container may set besides the
 // relay's own.
 var goRuntimeVars = map[string]bool{"GOMEMLIMIT": true, "GOMAXPROCS": true, "GOGC": true, "GODEBUG": true}
@@ -249,12 +244,9 @@ func goList(t testing.TB, args ...string) []string {
 }
 
 // requireMainPackage fails unless pkg (./path from the repository root) is a main
-// package; it skips for a package of pendingPackages that is not in the tree yet.
+// package.
 func requireMainPackage(t *testing.T, pkg string) {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(repoRoot(t), filepath.FromSlash(pkg))); err != nil && pendingPackages[pkg] {
-		t.Skipf("%s is not in the tree yet: its build is checked once it lands", pkg)
-	}
 	if got := goList(t, "-f", "{{.Name}}", pkg); len(got) != 1 || got[0] != "main" {
 		t.Fatalf("%s is package %v, want a main package", pkg, got)
 	}
