@@ -34,9 +34,10 @@
 // (xid8) and are read in (transaction id, offset) order, only from transactions
 // older than pg_snapshot_xmin(pg_current_snapshot()), i.e. finished. An open
 // transaction that has written anything (or locked a row), in any database of the
-// cluster, therefore holds back every event written after it started, until it ends:
-// keep transactions short. A batch holds such a transaction while it is open, so with
-// several consumer groups one group's batch delays the others by up to its length.
+// server (not only this database or this outbox), therefore holds back every event
+// written after it started, until it ends: keep transactions short, server-wide. A
+// batch itself takes a transaction id only when Commit writes the progress, so a
+// forwarder publishing to a slow broker does not hold back other readers.
 //
 // MySQL/MariaDB cannot use watermill-sql's rule (an AUTO_INCREMENT offset cursor),
 // because offsets are allocated at insert, not at commit: a transaction holding
