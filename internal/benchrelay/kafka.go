@@ -10,16 +10,16 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/Shopify/toxiproxy/v2/toxics"
-	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/millrace/millrace/internal/brokerproxy"
 )
 
 // adminTimeout bounds each administrative request (topic creation and deletion).
@@ -88,37 +88,11 @@ func (t *latencyToxic) Pipe(stub *toxics.ToxicStub) {
 // benchmark's own consumer and admin client always reach the broker directly, so
 // the injected latency is on the relay's produce path only.
 type kafkaEnv struct {
-	fake   *kfake.Cluster // nil for a real cluster
-	server *toxiproxy.ApiServer
-
-	mu      sync.Mutex
-	links   []*proxyLink
-	latency time.Duration
+	fake    *kfake.Cluster       // nil for a real cluster
+	proxies *brokerproxy.Proxies // nil for a real cluster
 
 	addrs []string // bootstrap addresses for producers
 	admin *kgo.Client
-}
-
-type proxyLink struct {
-	p        *toxiproxy.Proxy
-	listen   string // proxy address, advertised by the broker
-	upstream string // the broker's own address
-}
-
-// proxiedListener is the broker's listener reporting the proxy's address, which
-// kfake then advertises in its metadata.
-type proxiedListener struct {
-	net.Listener
-	addr net.Addr
-	link *proxyLink
-}
-
-func (l *proxiedListener) Addr() net.Addr { return l.addr }
-
-func (l *proxiedListener) Close() error {
-	err := l.Listener.Close()
-	l.link.p.Stop()
-	return err
 }
 
 // startKafka starts the in-process broker behind its proxy, or connects to brokers
@@ -128,10 +102,10 @@ func startKafka(ctx context.Context, brokers []string) (*kafkaEnv, error) {
 	if len(brokers) > 0 {
 		k.addrs = brokers
 	} else {
-		k.server = toxiproxy.NewServer(toxiproxy.NewMetricsContainer(nil), zerolog.Nop())
-		fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ListenFn(k.listen))
+		k.proxies = brokerproxy.New()
+		fake, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.ListenFn(k.proxies.Listen))
 		if err != nil {
-			k.stopProxies()
+			k.proxies.Close()
 			return nil, fmt.Errorf("start in-process kafka: %w", err)
 		}
 		k.fake = fake
@@ -156,38 +130,6 @@ func startKafka(ctx context.Context, brokers []string) (*kafkaEnv, error) {
 	return k, nil
 }
 
-// listen is the kfake.ListenFn: it listens where kfake asked and puts a proxy in
-// front of that listener.
-func (k *kafkaEnv) listen(network, address string) (net.Listener, error) {
-	ln, err := net.Listen(network, address)
-	if err != nil {
-		return nil, err
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	tp := toxiproxy.NewProxy(k.server, fmt.Sprintf("broker-%d", len(k.links)), "127.0.0.1:0", ln.Addr().String())
-	nop := zerolog.Nop()
-	tp.Logger = &nop
-	if err := tp.Start(); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("start proxy in front of %s: %w", ln.Addr(), err)
-	}
-	addr, err := net.ResolveTCPAddr("tcp", tp.Listen)
-	if err != nil {
-		tp.Stop()
-		ln.Close()
-		return nil, err
-	}
-	l := &proxyLink{p: tp, listen: tp.Listen, upstream: ln.Addr().String()}
-	if err := setProxyLatency(tp, k.latency); err != nil {
-		tp.Stop()
-		ln.Close()
-		return nil, err
-	}
-	k.links = append(k.links, l)
-	return &proxiedListener{Listener: ln, addr: addr, link: l}, nil
-}
-
 // injectsLatency reports whether SetLatency can work: only on the in-process broker.
 func (k *kafkaEnv) injectsLatency() bool { return k.fake != nil }
 
@@ -199,15 +141,7 @@ func (k *kafkaEnv) setLatency(d time.Duration) error {
 		}
 		return nil
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	k.latency = d
-	for _, l := range k.links {
-		if err := setProxyLatency(l.p, d); err != nil {
-			return err
-		}
-	}
-	return nil
+	return k.proxies.Setup(func(tp *toxiproxy.Proxy) error { return setProxyLatency(tp, d) })
 }
 
 func setProxyLatency(tp *toxiproxy.Proxy, d time.Duration) error {
@@ -236,21 +170,7 @@ func (k *kafkaEnv) directDialer() []kgo.Opt {
 	if k.fake == nil {
 		return nil
 	}
-	return []kgo.Opt{kgo.Dialer(func(ctx context.Context, network, host string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, k.upstreamOf(host))
-	})}
-}
-
-func (k *kafkaEnv) upstreamOf(host string) string {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for _, l := range k.links {
-		if l.listen == host {
-			return l.upstream
-		}
-	}
-	return host
+	return []kgo.Opt{kgo.Dialer(k.proxies.Dial)}
 }
 
 // measureRTT returns the median and mean round trip of a tiny request (ApiVersions v0) on a
@@ -369,20 +289,12 @@ func (k *kafkaEnv) deleteTopic(ctx context.Context, topic string) error {
 	return nil
 }
 
-func (k *kafkaEnv) stopProxies() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for _, l := range k.links {
-		l.p.Stop()
-	}
-}
-
 func (k *kafkaEnv) close() {
 	if k.admin != nil {
 		k.admin.Close()
 	}
 	if k.fake != nil {
 		k.fake.Close()
+		k.proxies.Close()
 	}
-	k.stopProxies()
 }
