@@ -29,7 +29,7 @@ type Proxies struct {
 	server *toxiproxy.ApiServer
 
 	mu     sync.Mutex
-	links  []link
+	links  []*link
 	cut    bool
 	closed bool
 	setup  func(*toxiproxy.Proxy) error // applied to every proxy, new ones included
@@ -39,6 +39,7 @@ type link struct {
 	proxy    *toxiproxy.Proxy
 	listen   string // the proxy's address, advertised by the broker
 	upstream string // the broker's real address
+	closed   bool   // the broker closed its listener: never start again
 }
 
 // New returns proxies for one cluster.
@@ -72,23 +73,46 @@ func (p *Proxies) Listen(network, address string) (net.Listener, error) {
 		ln.Close()
 		return nil, fmt.Errorf("brokerproxy: proxy in front of %s: %w", ln.Addr(), err)
 	}
-	p.links = append(p.links, link{proxy: tp, listen: tp.Listen, upstream: ln.Addr().String()})
-	return &advertisingListener{Listener: ln, addr: addr, stop: tp.Stop}, nil
+	if p.cut {
+		tp.Stop() // a broker added during an outage is cut too
+	}
+	l := &link{proxy: tp, listen: tp.Listen, upstream: ln.Addr().String()}
+	p.links = append(p.links, l)
+	return &advertisingListener{Listener: ln, addr: addr, p: p, link: l}, nil
 }
 
 // advertisingListener is the broker's real listener reporting the proxy's address.
 type advertisingListener struct {
 	net.Listener
 	addr net.Addr
-	stop func() // stops the proxy when the broker closes its listener
+	p    *Proxies
+	link *link
 }
 
+// Addr returns the proxy's address: kfake advertises what its listener reports.
 func (l *advertisingListener) Addr() net.Addr { return l.addr }
 
+// Close closes the broker's listener and stops its proxy for good, dropping the
+// connections through it, as a broker that goes away would (kfake's RemoveNode).
 func (l *advertisingListener) Close() error {
 	err := l.Listener.Close()
-	l.stop()
+	l.p.mu.Lock()
+	l.link.closed = true
+	l.p.mu.Unlock()
+	l.link.proxy.Stop()
 	return err
+}
+
+// Addrs returns the proxies' addresses, one per broker listener, in the order the
+// brokers started.
+func (p *Proxies) Addrs() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	addrs := make([]string, 0, len(p.links))
+	for _, l := range p.links {
+		addrs = append(addrs, l.listen)
+	}
+	return addrs
 }
 
 // Upstream returns the broker address behind the proxy address addr, or addr when
@@ -118,6 +142,9 @@ func (p *Proxies) Setup(fn func(*toxiproxy.Proxy) error) error {
 	defer p.mu.Unlock()
 	p.setup = fn
 	for _, l := range p.links {
+		if l.closed {
+			continue
+		}
 		if err := fn(l.proxy); err != nil {
 			return fmt.Errorf("brokerproxy: %s: %w", l.listen, err)
 		}
@@ -146,6 +173,9 @@ func (p *Proxies) Restore() error {
 	}
 	p.cut = false
 	for _, l := range p.links {
+		if l.closed {
+			continue
+		}
 		if err := l.proxy.Start(); err != nil && !errors.Is(err, toxiproxy.ErrProxyAlreadyStarted) {
 			return fmt.Errorf("brokerproxy: restoring %s: %w", l.listen, err)
 		}
@@ -159,6 +189,7 @@ func (p *Proxies) Close() {
 	defer p.mu.Unlock()
 	p.closed = true
 	for _, l := range p.links {
+		l.closed = true
 		l.proxy.Stop()
 	}
 }

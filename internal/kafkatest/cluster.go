@@ -2,7 +2,6 @@ package kafkatest
 
 import (
 	"context"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -148,12 +147,12 @@ func newFake(tb testing.TB, o options) *Cluster {
 	c := &Cluster{}
 	if o.proxy {
 		c.proxy = newProxy(tb)
-		kopts = append(kopts, kfake.ListenFn(c.proxy.listen))
+		kopts = append(kopts, kfake.ListenFn(c.proxy.Listen))
 	}
 	fake, err := kfake.NewCluster(kopts...)
 	if err != nil {
 		if c.proxy != nil {
-			c.proxy.closeAll()
+			c.proxy.Close()
 		}
 		tb.Fatalf("kafkatest: starting the in-process cluster: %v", err)
 	}
@@ -161,7 +160,7 @@ func newFake(tb testing.TB, o options) *Cluster {
 	tb.Cleanup(func() {
 		fake.Close()
 		if c.proxy != nil {
-			c.proxy.closeAll() // kfake closed every listener; this is for safety
+			c.proxy.Close() // kfake closed every listener; this is for safety
 		}
 	})
 	c.addrs = fake.ListenAddrs() // the proxy's addresses with WithProxy
@@ -194,11 +193,7 @@ func (c *Cluster) directDialer() []kgo.Opt {
 	if c.proxy == nil {
 		return nil
 	}
-	p := c.proxy
-	return []kgo.Opt{kgo.Dialer(func(ctx context.Context, network, host string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, network, p.upstreamOf(host))
-	})}
+	return []kgo.Opt{kgo.Dialer(c.proxy.Dial)}
 }
 
 // Addrs returns the bootstrap addresses clients of the test should use: the proxy's
