@@ -29,6 +29,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/millrace/millrace/internal/syncbuf"
 )
 
 // Paths of the files under test, relative to deploy/ (the test's working directory).
@@ -329,27 +331,10 @@ func closedPort(t testing.TB) string {
 	return addr
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a running process (the relay, the order service), killed when the test ends.
 type proc struct {
 	cmd    *exec.Cmd
-	stderr syncBuffer
+	stderr syncbuf.Buffer
 	done   chan struct{}
 	code   int
 }

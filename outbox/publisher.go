@@ -80,7 +80,7 @@ func NewPublisher(tx *sql.Tx, cfg Config) (message.Publisher, error) {
 		return nil, errors.New("outbox: NewPublisher: tx is nil")
 	}
 	inner, err := wsql.NewPublisher(tx, wsql.PublisherConfig{
-		SchemaAdapter:        newSchemaAdapter(cfg, 0),
+		SchemaAdapter:        newSchemaAdapter(cfg),
 		AutoInitializeSchema: false,
 	}, nil) // nil logger: watermill-sql's trace logs would include payloads
 	if err != nil {
@@ -182,8 +182,10 @@ type schemaAdapter struct {
 	cfg Config
 }
 
-// newSchemaAdapter returns the schema adapter; batch is the SelectQuery row limit.
-func newSchemaAdapter(cfg Config, batch int) schemaAdapter {
+// newSchemaAdapter returns the schema adapter: watermill-sql's default schema of the
+// dialect with a binary payload column. The reader uses its UnmarshalMessage, not its
+// SelectQuery (see Reader).
+func newSchemaAdapter(cfg Config) schemaAdapter {
 	table := func(string) string { return cfg.eventsTable() }
 	var inner wsql.SchemaAdapter
 	switch cfg.Dialect {
@@ -191,13 +193,11 @@ func newSchemaAdapter(cfg Config, batch int) schemaAdapter {
 		inner = wsql.DefaultMySQLSchema{
 			GenerateMessagesTableName: table,
 			GeneratePayloadType:       func(string) string { return "LONGBLOB" },
-			SubscribeBatchSize:        batch,
 		}
 	default:
 		inner = wsql.DefaultPostgreSQLSchema{
 			GenerateMessagesTableName: table,
 			GeneratePayloadType:       func(string) string { return "BYTEA" },
-			SubscribeBatchSize:        batch,
 		}
 	}
 	return schemaAdapter{SchemaAdapter: inner, cfg: cfg}

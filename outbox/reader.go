@@ -188,7 +188,7 @@ LIMIT $3`, ackedTx, ackedOffset, limit)
 		return nil, err
 	}
 	defer rows.Close()
-	schema := newSchemaAdapter(r.cfg, limit)
+	schema := newSchemaAdapter(r.cfg)
 	var events []Event
 	for rows.Next() {
 		var created dbTime
@@ -221,7 +221,7 @@ func (r *Reader) readMySQL(ctx context.Context, tx *sql.Tx, limit int) ([]Event,
 		return nil, err
 	}
 	defer rows.Close()
-	schema := newSchemaAdapter(r.cfg, limit)
+	schema := newSchemaAdapter(r.cfg)
 	var events []Event
 	for rows.Next() {
 		var seq int64

@@ -286,9 +286,6 @@ func (s *settingsSet) label(key string) string {
 	return key
 }
 
-// isSet reports whether the variable was given a non-empty value.
-func (s *settingsSet) isSet(key string) bool { return s.environ[key] != "" }
-
 // allSettings returns every setting of every group, in documentation order.
 func allSettings() []setting {
 	var out []setting

@@ -1,16 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 
 	"github.com/millrace/millrace/internal/kafkatest"
+	"github.com/millrace/millrace/internal/syncbuf"
 )
 
 func TestRunHandlesTheDuplicatedMessageOnce(t *testing.T) {
@@ -19,7 +18,7 @@ func TestRunHandlesTheDuplicatedMessageOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	var out syncBuffer
+	var out syncbuf.Buffer
 	if err := run(ctx, &out, c.Addrs(), topic, kafkatest.UniqueTopic(t)); err != nil {
 		t.Fatalf("run: %v\noutput:\n%s", err, out.String())
 	}
@@ -70,29 +69,11 @@ func TestRunOnTheInProcessBrokerOfMain(t *testing.T) {
 	defer stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	if err := run(ctx, &out, brokers, topic, "millrace-example-consumer"); err != nil {
 		t.Fatalf("run: %v\noutput:\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "handled 2 messages, dropped 1 duplicate(s)") {
 		t.Fatalf("output lacks %q:\n%s", "handled 2 messages, dropped 1 duplicate(s)", out.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of loggers and handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

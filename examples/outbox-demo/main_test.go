@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/millrace/millrace/internal/dbtest"
+	"github.com/millrace/millrace/internal/syncbuf"
 	"github.com/millrace/millrace/outbox"
 )
 
@@ -52,7 +51,7 @@ func TestDemoLosesNothingThroughAnOutageAndAPoisonEvent(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	probes := watchHTTP(ctx, &out, "/healthz", "/readyz", "/metrics")
 	s, err := run(ctx, &out, cfg)
 	if err != nil {
@@ -124,7 +123,7 @@ func TestDemoOnMySQL(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	s, err := run(ctx, &out, cfg)
 	if err != nil {
 		t.Fatalf("run: %v\noutput:\n%s", err, out.String())
@@ -138,7 +137,7 @@ func TestDemoOnMySQL(t *testing.T) {
 // requireVerdict checks the promises of a run of mode all: nothing lost, nothing
 // out of order, nothing read that was not committed, the poison event and only it
 // dead-lettered.
-func requireVerdict(t *testing.T, s *summary, out *syncBuffer) {
+func requireVerdict(t *testing.T, s *summary, out *syncbuf.Buffer) {
 	t.Helper()
 	if s.Lost != 0 || s.OrderViolations != 0 || s.Phantoms != 0 || !s.OK() {
 		t.Errorf("lost %d, order violations %d, phantoms %d, failures %v", s.Lost, s.OrderViolations, s.Phantoms, s.Failures)
@@ -169,7 +168,7 @@ type probe struct {
 
 // watchHTTP waits until the demo has printed its HTTP address, then fetches paths
 // every 100ms until ctx ends or the server goes away, and sends the answers.
-func watchHTTP(ctx context.Context, out *syncBuffer, paths ...string) <-chan []probe {
+func watchHTTP(ctx context.Context, out *syncbuf.Buffer, paths ...string) <-chan []probe {
 	ch := make(chan []probe, 1)
 	addrRe := regexp.MustCompile(`http: http://(\S+)/metrics`)
 	go func() {
@@ -224,7 +223,7 @@ func TestWriterModeWritesTheNamedOutboxAndKeepsIt(t *testing.T) {
 
 	cfg := testConfig(dbtest.PostgresDSN())
 	cfg.Mode, cfg.Outbox, cfg.Duration, cfg.Rate, cfg.HTTPAddr = modeWriter, name, time.Second, 100, "off"
-	var out syncBuffer
+	var out syncbuf.Buffer
 	s, err := run(context.Background(), &out, cfg)
 	if err != nil {
 		t.Fatalf("run: %v\noutput:\n%s", err, out.String())
@@ -373,22 +372,4 @@ func TestMySQLURLBecomesADriverConfig(t *testing.T) {
 	if got := redactURL("mysql://app:s3cr3t@db.local/shop"); strings.Contains(got, "s3cr3t") {
 		t.Fatalf("redactURL kept the password: %s", got)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,17 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 
 	"github.com/millrace/millrace/internal/kafkatest"
+	"github.com/millrace/millrace/internal/syncbuf"
 )
 
 func TestRunPublishesEveryMessageOnce(t *testing.T) {
@@ -20,7 +19,7 @@ func TestRunPublishesEveryMessageOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	var out syncBuffer
+	var out syncbuf.Buffer
 	if err := run(ctx, &out, c.Addrs(), topic); err != nil {
 		t.Fatalf("run: %v\noutput:\n%s", err, out.String())
 	}
@@ -78,29 +77,11 @@ func TestRunOnTheInProcessBrokerOfMain(t *testing.T) {
 	defer stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	if err := run(ctx, &out, brokers, topic); err != nil {
 		t.Fatalf("run: %v\noutput:\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), "metrics of decorated watermill-kafka: published=3 failed=0") {
 		t.Fatalf("output lacks %q:\n%s", "metrics of decorated watermill-kafka: published=3 failed=0", out.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of loggers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,15 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/millrace/millrace/internal/kafkatest"
+	"github.com/millrace/millrace/internal/syncbuf"
 )
 
 func TestRunConfirmsEveryOrderThroughTheDecorator(t *testing.T) {
@@ -18,7 +17,7 @@ func TestRunConfirmsEveryOrderThroughTheDecorator(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	var out syncBuffer
+	var out syncbuf.Buffer
 	if err := run(ctx, &out, c.Addrs(), in, confirmed); err != nil {
 		t.Fatalf("run: %v\noutput:\n%s", err, out.String())
 	}
@@ -72,29 +71,11 @@ func TestRunOnTheInProcessBrokerOfMain(t *testing.T) {
 	defer stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	if err := run(ctx, &out, brokers, ordersTopic, confirmedTopic); err != nil {
 		t.Fatalf("run: %v\noutput:\n%s", err, out.String())
 	}
 	if !strings.Contains(out.String(), `received "confirmed order-3"`) {
 		t.Fatalf("output lacks %q:\n%s", `received "confirmed order-3"`, out.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of loggers and handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -130,9 +130,6 @@ func startKafka(ctx context.Context, brokers []string) (*kafkaEnv, error) {
 	return k, nil
 }
 
-// injectsLatency reports whether SetLatency can work: only on the in-process broker.
-func (k *kafkaEnv) injectsLatency() bool { return k.fake != nil }
-
 // setLatency delays every chunk through the proxy by d in each direction.
 func (k *kafkaEnv) setLatency(d time.Duration) error {
 	if k.fake == nil {

@@ -88,12 +88,6 @@ func (l *ledger) committed(evs []event, at time.Time) {
 	}
 }
 
-func (l *ledger) len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.evs)
-}
-
 // verdict is the check of what reached Kafka against what was committed.
 type verdict struct {
 	consumed   int // records read, duplicates included
