@@ -50,6 +50,10 @@ func commands() []command {
 			"relay [run] [flags]", runHelp, (*app).cmdRun},
 		{"migrate", "create the outbox tables if they do not exist, and exit",
 			"relay migrate [flags]", migrateHelp, (*app).cmdMigrate},
+		{"dev", "development only: an in-memory Kafka broker, the outbox migrated, every event printed",
+			"relay dev [--port 9092] [flags]", devHelp, (*app).cmdDev},
+		{"emit", "write one event into the outbox, as an application would",
+			"relay emit --topic T [--key K] [flags] [payload]", emitHelp, (*app).cmdEmit},
 		{"status", "print the backlog: pending events, age of the oldest, dead letters, last forwarded",
 			"relay status [--json] [flags]", statusHelp, (*app).cmdStatus},
 		{"dlq", "list, replay or purge dead letters",
@@ -69,6 +73,8 @@ func (a *app) main(args []string) int {
 		case isHelpFlag(args[0]):
 			a.printOverview(a.stdout)
 			return exitOK
+		case isVersionFlag(args[0]):
+			return a.cmdVersion(args[1:])
 		case !strings.HasPrefix(args[0], "-"):
 			name, args = args[0], args[1:]
 		}

@@ -22,6 +22,10 @@ func TestRelayHelpAndVersion(t *testing.T) {
 		{[]string{"dlq", "--help"}, []string{"relay dlq list", "--yes"}},
 		{[]string{"dlq", "replay", "--help"}, []string{"-yes", "-older-than", "-id"}},
 		{[]string{"version"}, []string{"relay v0.0.0-test (", "go1."}},
+		{[]string{"--version"}, []string{"relay v0.0.0-test (", "go1."}},
+		{[]string{"-v"}, []string{"relay v0.0.0-test (", "go1."}},
+		{[]string{"dev", "--help"}, []string{"Usage: relay dev", "-port", "For development only", "keeps nothing", "production", devDatabaseURL}},
+		{[]string{"emit", "--help"}, []string{"Usage: relay emit", "-topic", "-key", "outbox.NewPublisher"}},
 	}
 	for _, tt := range tests {
 		stdout := mustRun(t, out, nil, tt.args...)

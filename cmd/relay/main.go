@@ -4,16 +4,14 @@ package main
 
 import (
 	"os"
-	"time"
 
 	"github.com/rs/zerolog"
 )
 
 func main() {
-	// Durations in the logs are seconds (like Prometheus), timestamps have
-	// milliseconds.
-	zerolog.DurationFieldUnit = time.Second
-	zerolog.DurationFieldInteger = false
+	// Durations in the logs are Go durations with their unit ("1s", "2.3ms"),
+	// timestamps have milliseconds.
+	zerolog.DurationFieldFormat = zerolog.DurationFormatString
 	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
 	os.Exit(newApp(os.Stdout, os.Stderr, os.Environ()).main(os.Args[1:]))
 }

@@ -85,3 +85,6 @@ func (a *app) cmdVersion(args []string) int {
 	fmt.Fprintln(a.stdout, bi)
 	return exitOK
 }
+
+// isVersionFlag reports --version and -v, which print the version like relay version.
+func isVersionFlag(s string) bool { return s == "--version" || s == "-version" || s == "-v" }
