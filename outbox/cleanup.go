@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 )
 
@@ -42,22 +41,35 @@ func Cleanup(ctx context.Context, db *sql.DB, cfg Config, olderThan time.Duratio
 	if batchSize == 0 {
 		batchSize = DefaultCleanupBatchSize
 	}
-	horizon, ok, err := forwardedHorizon(ctx, db, cfg)
-	if err != nil || !ok {
-		return 0, err
-	}
 	var query string
 	var args []any
 	if cfg.Dialect == MySQL {
+		var horizon int64
+		err := db.QueryRowContext(ctx, "SELECT seq_acked FROM "+cfg.offsetsTable()+" ORDER BY seq_acked LIMIT 1").Scan(&horizon)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && horizon == 0) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("outbox: Cleanup: read acked positions: %w", err)
+		}
 		query = "DELETE FROM " + cfg.eventsTable() + " WHERE `seq` <= ? AND created_at < CURRENT_TIMESTAMP(6) - INTERVAL ? MICROSECOND" +
 			" ORDER BY `seq` LIMIT ?"
-		args = []any{horizon.seq, olderThan.Microseconds(), batchSize}
+		args = []any{horizon, olderThan.Microseconds(), batchSize}
 	} else {
-		query = `DELETE FROM ` + cfg.eventsTable() + ` WHERE (transaction_id, "offset") IN (
-	SELECT transaction_id, "offset" FROM ` + cfg.eventsTable() + `
-	WHERE (transaction_id, "offset") <= ($1::text::xid8, $2) AND created_at < now() - $3 * interval '1 microsecond'
-	ORDER BY transaction_id, "offset" LIMIT $4)`
-		args = []any{strconv.FormatInt(horizon.txID, 10), horizon.offset, olderThan.Microseconds(), batchSize}
+		// A row is handled by a group when its transaction is visible in the group's
+		// done snapshot, or in the open delta at or before the group's position.
+		// Only transactions below the highest xmax (of cur, else done) can be; the bound keeps the
+		// statement on the primary key.
+		off := cfg.offsetsTable()
+		query = `DELETE FROM ` + cfg.eventsTable() + ` WHERE "offset" IN (
+	SELECT e."offset" FROM ` + cfg.eventsTable() + ` AS e
+	WHERE e.transaction_id < (SELECT max(pg_snapshot_xmax(COALESCE(snapshot_cur, snapshot_done))) FROM ` + off + `)
+	  AND e.created_at < now() - $1 * interval '1 microsecond'
+	  AND NOT EXISTS (SELECT 1 FROM ` + off + ` AS g WHERE NOT (
+		COALESCE(pg_visible_in_snapshot(e.transaction_id, g.snapshot_done), false)
+		OR (g.snapshot_cur IS NOT NULL AND e."offset" <= g.delta_pos AND pg_visible_in_snapshot(e.transaction_id, g.snapshot_cur))))
+	ORDER BY e.transaction_id LIMIT $2)`
+		args = []any{olderThan.Microseconds(), batchSize}
 	}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -76,24 +88,4 @@ func Cleanup(ctx context.Context, db *sql.DB, cfg Config, olderThan time.Duratio
 			return deleted, nil
 		}
 	}
-}
-
-// forwardedHorizon returns the lowest acked position over all consumer groups; ok is
-// false when there is no group.
-func forwardedHorizon(ctx context.Context, db *sql.DB, cfg Config) (Position, bool, error) {
-	var p Position
-	var err error
-	if cfg.Dialect == MySQL {
-		err = db.QueryRowContext(ctx, "SELECT seq_acked FROM "+cfg.offsetsTable()+" ORDER BY seq_acked LIMIT 1").Scan(&p.seq)
-	} else {
-		err = db.QueryRowContext(ctx, `SELECT last_processed_transaction_id, COALESCE(offset_acked, 0) FROM `+
-			cfg.offsetsTable()+` ORDER BY 1, 2 LIMIT 1`).Scan(&p.txID, &p.offset)
-	}
-	if errors.Is(err, sql.ErrNoRows) {
-		return Position{}, false, nil
-	}
-	if err != nil {
-		return Position{}, false, fmt.Errorf("outbox: Cleanup: read acked positions: %w", err)
-	}
-	return p, !p.IsZero(), nil
 }

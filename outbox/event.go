@@ -11,10 +11,11 @@ import (
 
 // Position is the place of an event in the outbox's reading order. It is opaque:
 // compare positions with Compare and hand them back to Batch.Commit. On PostgreSQL it
-// is the (transaction id, offset) pair of watermill-sql; on MySQL the commit sequence
-// number assigned by the reader (the offset is kept for diagnostics).
+// is the number of the snapshot delta that holds the event and the event's offset
+// (see the package documentation); on MySQL the commit sequence number assigned by
+// the reader, with the offset kept for diagnostics.
 type Position struct {
-	txID   int64 // PostgreSQL: xid8 of the writing transaction
+	delta  int64 // PostgreSQL: number of the snapshot delta of the consumer group
 	seq    int64 // MySQL: commit sequence number
 	offset int64 // the row's offset column
 }
@@ -22,10 +23,13 @@ type Position struct {
 // IsZero reports whether p is the zero Position, which precedes every event.
 func (p Position) IsZero() bool { return p == Position{} }
 
+// Offset returns the value of the event's offset column, which identifies its row.
+func (p Position) Offset() int64 { return p.offset }
+
 // Compare returns -1, 0 or +1 as p is before, equal to or after q in reading order.
-// Positions of different outboxes are not comparable.
+// Positions of different outboxes or consumer groups are not comparable.
 func (p Position) Compare(q Position) int {
-	if c := cmp.Compare(p.txID, q.txID); c != 0 {
+	if c := cmp.Compare(p.delta, q.delta); c != 0 {
 		return c
 	}
 	if c := cmp.Compare(p.seq, q.seq); c != 0 {
@@ -34,12 +38,12 @@ func (p Position) Compare(q Position) int {
 	return cmp.Compare(p.offset, q.offset)
 }
 
-// String formats p for logs: "tx:offset" on PostgreSQL, "seq#offset" on MySQL.
+// String formats p for logs: "delta:offset" on PostgreSQL, "seq#offset" on MySQL.
 func (p Position) String() string {
 	if p.seq != 0 {
 		return fmt.Sprintf("%d#%d", p.seq, p.offset)
 	}
-	return fmt.Sprintf("%d:%d", p.txID, p.offset)
+	return fmt.Sprintf("%d:%d", p.delta, p.offset)
 }
 
 // Event is one event read from the outbox.

@@ -13,7 +13,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -67,12 +66,12 @@ func (r *Reader) Config() Config { return r.cfg }
 // ctx must stay alive until the batch is committed or rolled back: when it ends, the
 // database/sql transaction is rolled back.
 //
-// Reading order. PostgreSQL: watermill-sql's order, (transaction id, offset),
-// reading only rows of transactions older than the oldest one still running, so a
-// long transaction holds later events back but none is ever skipped. MySQL: the
-// commit sequence (see the package documentation); also none is ever skipped. On both,
-// the events of one transaction keep their publish order, and the events of a
-// transaction that committed before another one made its first write come first.
+// Reading order: the order in which the writing transactions became visible
+// (committed), then offset (see the package documentation). PostgreSQL reads
+// snapshot deltas, MySQL a commit sequence assigned by the reader; on both, no
+// committed event is ever skipped, an open transaction holds back nothing but its
+// own events, the events of one transaction keep their publish order, and an event
+// written after another transaction's event became visible is read after it.
 func (r *Reader) Begin(ctx context.Context, limit int) (*Batch, error) {
 	if limit < 1 || limit > MaxBatchSize {
 		return nil, fmt.Errorf("outbox: Begin: limit must be in 1..%d, got %d", MaxBatchSize, limit)
@@ -118,88 +117,19 @@ func (r *Reader) tryBegin(ctx context.Context, limit int) (b *Batch, err error) 
 			_ = tx.Rollback()
 		}
 	}()
-	var events []Event
+	var (
+		events []Event
+		pg     *pgDelta
+	)
 	if r.cfg.Dialect == MySQL {
 		events, err = r.readMySQL(ctx, tx, limit)
 	} else {
-		events, err = r.readPostgres(ctx, tx, limit)
+		events, pg, err = r.readPostgres(ctx, tx, limit)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &Batch{r: r, tx: tx, events: events}, nil
-}
-
-// readPostgres takes the group's lock and reads the events after the acked position
-// with watermill-sql's visibility rule: in (transaction_id, offset) order, only rows
-// of transactions older than the oldest one still running (pg_snapshot_xmin), so a
-// long transaction holds later events back but none is ever skipped.
-//
-// Two departures from watermill-sql's SelectQuery, both measured:
-//   - The position is a row comparison, (transaction_id, "offset") > (acked), which
-//     PostgreSQL answers by walking the primary key from the position and stopping
-//     after limit rows; watermill-sql's OR of two conditions inside a subquery made
-//     it scan and sort the whole backlog on every batch (73ms per batch with 50k
-//     events pending, against 1ms).
-//   - The group is serialised by an advisory lock only, not by SELECT ... FOR
-//     UPDATE on the offsets row: a row lock assigns the batch a transaction id while
-//     it publishes to Kafka, and a running transaction id holds back
-//     pg_snapshot_xmin, that is every outbox reader and watermill-sql subscriber of
-//     the whole server, for as long as the batch lasts. Without it, the batch takes
-//     a transaction id only when Commit writes the progress. (A stock watermill-sql
-//     subscriber of the same consumer group would not wait for us; use a group of
-//     your own.)
-//
-// READ COMMITTED, not watermill-sql's REPEATABLE READ: a standby that waited for the
-// lock must see the position its predecessor committed meanwhile. Each statement
-// takes a fresh snapshot, and the select filters on that statement's own
-// pg_snapshot_xmin, which is what makes skipping impossible.
-func (r *Reader) readPostgres(ctx context.Context, tx *sql.Tx, limit int) ([]Event, error) {
-	ms := max(r.cfg.LockPollInterval.Milliseconds(), 1)
-	if _, err := tx.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, fmt.Sprintf("%dms", ms)); err != nil {
-		return nil, err
-	}
-	// Standbys queue on an advisory lock, which takes no transaction id while waiting.
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, lockKey("reader", r.cfg.Name, r.cfg.ConsumerGroup)); err != nil {
-		return nil, err
-	}
-	var (
-		ackedOffset int64
-		ackedTx     string // xid8 as text: database/sql has no unsigned 64-bit scan
-	)
-	err := tx.QueryRowContext(ctx, `SELECT offset_acked, last_processed_transaction_id::text FROM `+
-		r.cfg.offsetsTable()+` WHERE consumer_group = $1`, r.cfg.ConsumerGroup).Scan(&ackedOffset, &ackedTx)
-	if errors.Is(err, sql.ErrNoRows) {
-		r.groupReady.Store(false)
-		return nil, fmt.Errorf("offsets row of consumer group %q is missing", r.cfg.ConsumerGroup)
-	}
-	if err != nil {
-		return nil, err
-	}
-	// The columns and their order are those of watermill-sql's SelectQuery, so its
-	// UnmarshalMessage reads the rows; created_at follows.
-	rows, err := tx.QueryContext(ctx, `SELECT "offset", transaction_id, uuid, payload, metadata, created_at
-FROM `+r.cfg.eventsTable()+`
-WHERE (transaction_id, "offset") > ($1::xid8, $2)
-  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY transaction_id, "offset"
-LIMIT $3`, ackedTx, ackedOffset, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	schema := newSchemaAdapter(r.cfg)
-	var events []Event
-	for rows.Next() {
-		var created dbTime
-		row, err := schema.UnmarshalMessage(extraScanner{rows, []any{&created}})
-		if err != nil {
-			return nil, err
-		}
-		txID, _ := row.ExtraData["transaction_id"].(int64)
-		events = append(events, newEvent(Position{txID: txID, offset: row.Offset}, row, created.t))
-	}
-	return events, rows.Err()
+	return &Batch{r: r, tx: tx, events: events, pg: pg}, nil
 }
 
 // readMySQL locks the group's offsets row and reads the sequenced events after it.
@@ -215,23 +145,26 @@ func (r *Reader) readMySQL(ctx context.Context, tx *sql.Tx, limit int) ([]Event,
 		return nil, err
 	}
 	// A consistent (non-locking) read: it never waits for writers nor blocks them.
-	rows, err := tx.QueryContext(ctx, "SELECT `offset`, `uuid`, `payload`, `metadata`, `seq`, `created_at` FROM "+
+	rows, err := tx.QueryContext(ctx, "SELECT `offset`, `uuid`, `payload`, `metadata`, `created_at`, `seq` FROM "+
 		r.cfg.eventsTable()+" WHERE `seq` > ? ORDER BY `seq` LIMIT ?", acked, limit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	schema := newSchemaAdapter(r.cfg)
 	var events []Event
 	for rows.Next() {
-		var seq int64
-		var created dbTime
-		// watermill-sql's DefaultMySQLSchema scans offset, uuid, payload, metadata.
-		row, err := schema.UnmarshalMessage(extraScanner{rows, []any{&seq, &created}})
+		var (
+			row rawRow
+			seq int64
+		)
+		if err := row.scan(rows, &seq); err != nil {
+			return nil, err
+		}
+		ev, err := row.event(Position{seq: seq, offset: row.offset})
 		if err != nil {
 			return nil, err
 		}
-		events = append(events, newEvent(Position{seq: seq, offset: row.Offset}, row, created.t))
+		events = append(events, ev)
 	}
 	return events, rows.Err()
 }
@@ -327,28 +260,16 @@ func (r *Reader) ensureGroup(ctx context.Context) error {
 	if !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("consumer group %q: %w", r.cfg.ConsumerGroup, err)
 	}
-	var qs []wsql.Query
-	if r.cfg.Dialect == MySQL {
-		qs = []wsql.Query{{
-			Query: "INSERT IGNORE INTO " + r.cfg.offsetsTable() + " (consumer_group, seq_acked) VALUES (?, 0)",
-			Args:  []any{r.cfg.ConsumerGroup},
-		}}
-	} else {
-		qs = r.offsetsAdapter().BeforeSubscribingQueries("", r.cfg.ConsumerGroup)
+	q := "INSERT IGNORE INTO " + r.cfg.offsetsTable() + " (consumer_group, seq_acked) VALUES (?, 0)"
+	if r.cfg.Dialect == Postgres {
+		q = "INSERT INTO " + r.cfg.offsetsTable() + " (consumer_group, snapshot_done) VALUES ($1, '" +
+			emptySnapshot + "') ON CONFLICT DO NOTHING"
 	}
-	for _, q := range qs {
-		if _, err := r.db.ExecContext(ctx, q.Query, q.Args...); err != nil {
-			return fmt.Errorf("create consumer group %q: %w", r.cfg.ConsumerGroup, err)
-		}
+	if _, err := r.db.ExecContext(ctx, q, r.cfg.ConsumerGroup); err != nil {
+		return fmt.Errorf("create consumer group %q: %w", r.cfg.ConsumerGroup, err)
 	}
 	r.groupReady.Store(true)
 	return nil
-}
-
-func (r *Reader) offsetsAdapter() wsql.DefaultPostgreSQLOffsetsAdapter {
-	return wsql.DefaultPostgreSQLOffsetsAdapter{
-		GenerateMessagesOffsetsTableName: func(string) string { return r.cfg.offsetsTable() },
-	}
 }
 
 // Batch is an open reading transaction of a consumer group; see Reader.Begin. Its
@@ -358,6 +279,7 @@ type Batch struct {
 	r      *Reader
 	tx     *sql.Tx
 	events []Event
+	pg     *pgDelta // PostgreSQL: the delta the events belong to; nil when empty
 
 	mu       sync.Mutex
 	done     bool
@@ -456,10 +378,7 @@ func (b *Batch) Commit(ctx context.Context, upTo Position) error {
 			_, err = b.tx.ExecContext(ctx, "UPDATE "+cfg.offsetsTable()+
 				" SET seq_acked = ?, updated_at = CURRENT_TIMESTAMP(6) WHERE consumer_group = ?", upTo.seq, cfg.ConsumerGroup)
 		} else {
-			// The same columns as watermill-sql's AckMessageQuery, plus updated_at.
-			_, err = b.tx.ExecContext(ctx, "UPDATE "+cfg.offsetsTable()+
-				` SET offset_acked = $1, last_processed_transaction_id = $2::text::xid8, updated_at = now() WHERE consumer_group = $3`,
-				upTo.offset, fmt.Sprint(upTo.txID), cfg.ConsumerGroup)
+			err = b.commitPostgres(ctx, upTo)
 		}
 		if err != nil {
 			_ = b.tx.Rollback()
@@ -527,13 +446,20 @@ func (r *Reader) Stats(ctx context.Context) (Stats, error) {
 			ageSecs = float64(ageMicros) / 1e6
 		}
 	} else {
+		// Pending: rows of transactions not visible in the group's done snapshot,
+		// less those of the open delta already handled.
 		err = r.db.QueryRowContext(ctx, `WITH g AS (
-	SELECT COALESCE((SELECT last_processed_transaction_id FROM `+cfg.offsetsTable()+` WHERE consumer_group = $1), '0'::xid8) AS tx,
-	       COALESCE((SELECT offset_acked FROM `+cfg.offsetsTable()+` WHERE consumer_group = $1), 0) AS off,
+	SELECT COALESCE((SELECT snapshot_done FROM `+cfg.offsetsTable()+` WHERE consumer_group = $1), '`+emptySnapshot+`'::pg_snapshot) AS done,
+	       (SELECT snapshot_cur FROM `+cfg.offsetsTable()+` WHERE consumer_group = $1) AS cur,
+	       COALESCE((SELECT delta_pos FROM `+cfg.offsetsTable()+` WHERE consumer_group = $1), 0) AS pos,
 	       (SELECT updated_at FROM `+cfg.offsetsTable()+` WHERE consumer_group = $1) AS fwd
 ), p AS (
-	SELECT count(*) AS n, min(e.created_at) AS oldest FROM `+cfg.eventsTable()+` AS e, g
-	WHERE (e.transaction_id, e."offset") > (g.tx, g.off)
+	SELECT count(*) AS n, min(e.created_at) AS oldest FROM g, (
+		SELECT transaction_id, "offset", created_at FROM `+cfg.eventsTable()+` WHERE transaction_id >= pg_snapshot_xmax((SELECT done FROM g))
+		UNION ALL
+		SELECT transaction_id, "offset", created_at FROM `+cfg.eventsTable()+` WHERE transaction_id IN (SELECT pg_snapshot_xip((SELECT done FROM g)))
+	) AS e
+	WHERE NOT (g.cur IS NOT NULL AND e."offset" <= g.pos AND pg_visible_in_snapshot(e.transaction_id, g.cur))
 )
 SELECT p.n, COALESCE(EXTRACT(EPOCH FROM (now() - p.oldest)), 0)::float8, g.fwd FROM p, g`,
 			cfg.ConsumerGroup).Scan(&s.Pending, &ageSecs, &fwd)
@@ -549,30 +475,6 @@ SELECT p.n, COALESCE(EXTRACT(EPOCH FROM (now() - p.oldest)), 0)::float8, g.fwd F
 	}
 	s.LastForwardedAt = fwd.t
 	return s, nil
-}
-
-func newEvent(pos Position, row wsql.Row, created time.Time) Event {
-	topic, key, md := splitMetadata(row.Msg.Metadata)
-	return Event{
-		Position:  pos,
-		UUID:      string(row.UUID),
-		Topic:     topic,
-		Key:       key,
-		Payload:   row.Payload,
-		Metadata:  md,
-		CreatedAt: created,
-	}
-}
-
-// extraScanner lets watermill-sql's UnmarshalMessage scan its columns while the
-// extra columns after them go to extra.
-type extraScanner struct {
-	rows  *sql.Rows
-	extra []any
-}
-
-func (s extraScanner) Scan(dest ...any) error {
-	return s.rows.Scan(append(dest, s.extra...)...)
 }
 
 // dbTime scans a nullable time from either driver: a time.Time, or the text that

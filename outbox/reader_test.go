@@ -157,9 +157,9 @@ func TestConcurrentWritersExactlyOnceInKeyOrder(t *testing.T) {
 	})
 }
 
-// A transaction that wrote first (lower offset on MySQL, lower transaction id on
-// PostgreSQL) stays open while a later one commits: its event must be delivered
-// after it commits, never skipped.
+// A transaction that wrote first (lower offset, and on PostgreSQL lower transaction
+// id) stays open while a later one commits: the later event is delivered at once,
+// and the held one after it commits, never skipped.
 func TestHeldOpenTransactionIsNotSkipped(t *testing.T) {
 	eachDialect(t, func(t *testing.T, h *harness) {
 		ctx := context.Background()
@@ -183,40 +183,46 @@ func TestHeldOpenTransactionIsNotSkipped(t *testing.T) {
 		eLater := newMsg([]byte("later"), "other", nil)
 		h.publishTx(t, true, "t", eLater)
 
-		switch h.cfg.Dialect {
-		case outbox.Postgres:
-			// The open transaction holds everything written after it back.
-			if got := uuids(readN(t, r, 10, 1)); !equalStrings(got, msgUUIDs(e0)) {
-				t.Fatalf("while held: read %v, want only %v", got, msgUUIDs(e0))
-			}
-			expectNothing(t, r)
-		case outbox.MySQL:
-			// The later commit is delivered at once; prove it really has the higher
-			// offset, i.e. that a plain offset cursor would now have skipped eHeld.
-			if got := uuids(readN(t, r, 10, 2)); !equalStrings(got, msgUUIDs(e0, eLater)) {
-				t.Fatalf("while held: read %v, want %v", got, msgUUIDs(e0, eLater))
-			}
-			var heldOff, laterOff int64
-			q := "SELECT `offset` FROM " + h.table("") + " WHERE uuid = ?"
-			if err := h.db.QueryRow(q, eLater.UUID).Scan(&laterOff); err != nil {
-				t.Fatal(err)
-			}
-			if err := held.QueryRow(q, eHeld.UUID).Scan(&heldOff); err != nil {
-				t.Fatal(err)
-			}
-			if heldOff >= laterOff {
-				t.Fatalf("held offset %d not below later offset %d: the test does not test anything", heldOff, laterOff)
-			}
-			expectNothing(t, r)
+		// The later commit is delivered at once; prove it really has the higher
+		// offset (and, on PostgreSQL, the higher transaction id), i.e. that an
+		// offset cursor would have skipped eHeld and that watermill-sql's rule
+		// would have held eLater back.
+		if got := uuids(readN(t, r, 10, 2)); !equalStrings(got, msgUUIDs(e0, eLater)) {
+			t.Fatalf("while held: read %v, want %v", got, msgUUIDs(e0, eLater))
 		}
+		var heldOff, laterOff int64
+		q := "SELECT `offset` FROM " + h.table("") + " WHERE uuid = ?"
+		if h.cfg.Dialect == outbox.Postgres {
+			q = `SELECT "offset" FROM ` + h.table("") + ` WHERE uuid = $1`
+		}
+		if err := h.db.QueryRow(q, eLater.UUID).Scan(&laterOff); err != nil {
+			t.Fatal(err)
+		}
+		if err := held.QueryRow(q, eHeld.UUID).Scan(&heldOff); err != nil {
+			t.Fatal(err)
+		}
+		if heldOff >= laterOff {
+			t.Fatalf("held offset %d not below later offset %d: the test does not test anything", heldOff, laterOff)
+		}
+		if h.cfg.Dialect == outbox.Postgres {
+			var heldTx, laterTx string
+			q := `SELECT transaction_id::text FROM ` + h.table("") + ` WHERE uuid = $1`
+			if err := h.db.QueryRow(q, eLater.UUID).Scan(&laterTx); err != nil {
+				t.Fatal(err)
+			}
+			if err := held.QueryRow(q, eHeld.UUID).Scan(&heldTx); err != nil {
+				t.Fatal(err)
+			}
+			if len(heldTx) > len(laterTx) || (len(heldTx) == len(laterTx) && heldTx >= laterTx) {
+				t.Fatalf("held transaction id %s not below later %s", heldTx, laterTx)
+			}
+		}
+		expectNothing(t, r)
 		if err := held.Commit(); err != nil {
 			t.Fatal(err)
 		}
 
-		want := msgUUIDs(eHeld, eLater)
-		if h.cfg.Dialect == outbox.MySQL {
-			want = msgUUIDs(eHeld)
-		}
+		want := msgUUIDs(eHeld)
 		if got := uuids(readN(t, r, 10, len(want))); !equalStrings(got, want) {
 			t.Fatalf("after commit: read %v, want %v", got, want)
 		}

@@ -103,11 +103,17 @@ func schemaStatements(cfg Config) []string {
 }
 
 // postgresSchema: the events table is watermill-sql's DefaultPostgreSQLSchema table
-// (same columns, same primary key, same insert and select queries) with a BYTEA
-// payload and a TIMESTAMPTZ created_at; the offsets table is watermill-sql's
-// DefaultPostgreSQLOffsetsAdapter table plus updated_at.
+// (same columns, same primary key, same insert query) with a BYTEA payload and a
+// TIMESTAMPTZ created_at, plus a unique index on "offset" (the reading order within
+// a snapshot delta) and a trigger that sets transaction_id to the writing
+// transaction's id whatever the INSERT said, so a row written by hand or by another
+// program is read like any other. The offsets table holds each consumer group's
+// snapshot delta state; the columns of watermill-sql's offsets table are kept for
+// upgrades (a legacy position is turned into a snapshot once, see below).
 func postgresSchema(cfg Config) []string {
 	dl := cfg.deadLettersTable()
+	fn := cfg.quote(cfg.Name + "_set_transaction_id")
+	trigger := cfg.Name + "_set_transaction_id"
 	return []string{
 		`CREATE TABLE IF NOT EXISTS ` + cfg.eventsTable() + ` (
 	"offset" BIGSERIAL,
@@ -118,13 +124,48 @@ func postgresSchema(cfg Config) []string {
 	"transaction_id" xid8 NOT NULL,
 	PRIMARY KEY ("transaction_id", "offset")
 )`,
+		`CREATE UNIQUE INDEX IF NOT EXISTS ` + cfg.quote(cfg.Name+"_offset_idx") + ` ON ` + cfg.eventsTable() + ` ("offset")`,
+		`CREATE OR REPLACE FUNCTION ` + fn + `() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+	NEW.transaction_id := pg_current_xact_id();
+	RETURN NEW;
+END
+$fn$`,
+		// CREATE OR REPLACE TRIGGER needs PostgreSQL 14; 13 is supported.
+		`DO $do$ BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = '` + cfg.eventsTable() + `'::regclass AND tgname = '` + trigger + `') THEN
+		CREATE TRIGGER ` + cfg.quote(trigger) + ` BEFORE INSERT ON ` + cfg.eventsTable() + `
+			FOR EACH ROW EXECUTE FUNCTION ` + fn + `();
+	END IF;
+END $do$`,
 		`CREATE TABLE IF NOT EXISTS ` + cfg.offsetsTable() + ` (
 	consumer_group VARCHAR(255) NOT NULL,
+	snapshot_done pg_snapshot,
+	snapshot_cur pg_snapshot,
+	delta_seq BIGINT NOT NULL DEFAULT 0,
+	delta_pos BIGINT NOT NULL DEFAULT 0,
+	delta_hi BIGINT NOT NULL DEFAULT 0,
 	offset_acked BIGINT,
-	last_processed_transaction_id xid8 NOT NULL,
+	last_processed_transaction_id xid8,
 	updated_at TIMESTAMPTZ DEFAULT NULL,
 	PRIMARY KEY (consumer_group)
 )`,
+		// Upgrade from the watermill-sql position (transaction id X, offset O),
+		// which had read every row of the transactions below X and those of X up
+		// to O: the snapshot "X:X:" sees exactly the former, "X+1:X+1:" also X.
+		`ALTER TABLE ` + cfg.offsetsTable() + `
+	ADD COLUMN IF NOT EXISTS snapshot_done pg_snapshot,
+	ADD COLUMN IF NOT EXISTS snapshot_cur pg_snapshot,
+	ADD COLUMN IF NOT EXISTS delta_seq BIGINT NOT NULL DEFAULT 0,
+	ADD COLUMN IF NOT EXISTS delta_pos BIGINT NOT NULL DEFAULT 0,
+	ADD COLUMN IF NOT EXISTS delta_hi BIGINT NOT NULL DEFAULT 0,
+	ALTER COLUMN last_processed_transaction_id DROP NOT NULL`,
+		`UPDATE ` + cfg.offsetsTable() + ` AS o SET snapshot_done = (x || ':' || x || ':')::pg_snapshot
+FROM (SELECT g.consumer_group, GREATEST(g.last_processed_transaction_id::text::numeric + CASE WHEN EXISTS (
+		SELECT 1 FROM ` + cfg.eventsTable() + ` AS e WHERE e.transaction_id = g.last_processed_transaction_id
+		AND e."offset" > COALESCE(g.offset_acked, 0)) THEN 0 ELSE 1 END, 3)::text AS x
+	FROM ` + cfg.offsetsTable() + ` AS g WHERE g.snapshot_done IS NULL AND g.last_processed_transaction_id IS NOT NULL) AS legacy
+WHERE o.consumer_group = legacy.consumer_group`,
 		`CREATE TABLE IF NOT EXISTS ` + dl + ` (
 	id BIGSERIAL PRIMARY KEY,
 	uuid VARCHAR(36) NOT NULL,
@@ -199,6 +240,12 @@ func DropSchema(ctx context.Context, db *sql.DB, cfg Config) error {
 	for _, t := range tables {
 		if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+t); err != nil {
 			return fmt.Errorf("outbox: drop %s: %w", t, err)
+		}
+	}
+	if cfg.Dialect == Postgres {
+		fn := cfg.quote(cfg.Name + "_set_transaction_id")
+		if _, err := db.ExecContext(ctx, "DROP FUNCTION IF EXISTS "+fn+"()"); err != nil {
+			return fmt.Errorf("outbox: drop %s: %w", fn, err)
 		}
 	}
 	return nil
