@@ -22,22 +22,20 @@
 // in Begin as a hot standby.
 //
 // Guarantees on both dialects: no committed event is ever skipped, however long the
-// transaction that wrote it stayed open; events of one transaction are read in
-// publish order; and if transaction A committed before transaction B made its first
-// write (of any row), A's events are read before B's. So events of one key are read
-// in commit order whenever the transactions writing that key do not overlap, e.g.
-// one process owns the key and writes it sequentially. Two transactions that overlap
-// in time have no promised relative order (PostgreSQL reads them in transaction id
-// order, MySQL roughly in commit order).
+// transaction that wrote it stayed open; an open transaction holds back nothing but
+// its own events; events of one transaction are read in publish order; and an event
+// written after another transaction committed is read after that transaction's
+// events. So events of one key are read in commit order whenever the transactions
+// writing that key do not overlap, e.g. they take a row lock on the key's aggregate
+// or one process writes the key sequentially. Transactions that write the same key
+// concurrently have no promised relative order.
 //
-// PostgreSQL uses watermill-sql's rule unchanged: rows carry their transaction id
-// (xid8) and are read in (transaction id, offset) order, only from transactions
-// older than pg_snapshot_xmin(pg_current_snapshot()), i.e. finished. An open
-// transaction that has written anything (or locked a row), in any database of the
-// server (not only this database or this outbox), therefore holds back every event
-// written after it started, until it ends: keep transactions short, server-wide. A
-// batch itself takes a transaction id only when Commit writes the progress, so a
-// forwarder publishing to a slow broker does not hold back other readers.
+// PostgreSQL reads snapshot deltas (docs/commit-order.md has the proof). Each
+// consumer group keeps a snapshot whose transactions it has handled; a batch takes
+// the rows of transactions that became visible since, in offset order, and Commit
+// stores the newer snapshot with the position. A trigger stores the writer's real
+// transaction id in every row, whatever the INSERT said. No write happens on the read
+// path, and a batch takes a transaction id only when Commit writes the progress.
 //
 // MySQL/MariaDB cannot use watermill-sql's rule (an AUTO_INCREMENT offset cursor),
 // because offsets are allocated at insert, not at commit: a transaction holding

@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"net/url"
 	"os"
 	"testing"
 	"time"
@@ -34,6 +35,18 @@ func MySQLDSN() string { return envOr("MYSQL_DSN", DefaultMySQLDSN) }
 
 // Postgres opens the PostgreSQL test database and closes it when the test ends.
 func Postgres(tb testing.TB) *sql.DB { return open(tb, "pgx", PostgresDSN()) }
+
+// PostgresDatabase opens another database of the PostgreSQL test server (the
+// database of PostgresDSN replaced by name) and closes it when the test ends.
+func PostgresDatabase(tb testing.TB, name string) *sql.DB {
+	tb.Helper()
+	u, err := url.Parse(PostgresDSN())
+	if err != nil {
+		tb.Fatalf("POSTGRES_DSN is not a URL: %v", err)
+	}
+	u.Path = "/" + name
+	return open(tb, "pgx", u.String())
+}
 
 // MySQL opens the MySQL/MariaDB test database and closes it when the test ends.
 func MySQL(tb testing.TB) *sql.DB { return open(tb, "mysql", MySQLDSN()) }
