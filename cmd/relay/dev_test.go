@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,7 +28,7 @@ func TestRelayDevPrintsAnEmittedEventAndServesItsBroker(t *testing.T) {
 	_, port, _ := net.SplitHostPort(broker)
 	env := []string{"RELAY_DATABASE_URL=" + d.url, "RELAY_OUTBOX=" + cfg.Name}
 
-	dev := startRelay(t, out, append(env, "RELAY_HTTP_ADDR=127.0.0.1:0"), "dev", "--port", port)
+	dev := startRelay(t, out, append(env, "RELAY_HTTP_ADDR=127.0.0.1:0", "LOG_FORMAT=json"), "dev", "--port", port)
 	waitFor(t, time.Minute, func() bool {
 		return strings.Contains(dev.stdout.String(), "waiting for events") || dev.exited()
 	}, func() string { return "relay dev did not start:\n" + dev.stdout.String() + dev.stderr.String() })
@@ -89,6 +90,19 @@ func TestRelayDevPrintsAnEmittedEventAndServesItsBroker(t *testing.T) {
 	if string(rec.Key) != "customer-7" || string(rec.Value) != payload ||
 		headers["_watermill_message_uuid"] != uuid || headers["source"] != "test" {
 		t.Errorf("record read from %s: key %q, value %q, headers %v", broker, rec.Key, rec.Value, headers)
+	}
+
+	// Every metric the relay serves is in the project README's table.
+	_, metrics := get(t, "http://"+dev.httpAddr()+"/metrics")
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(metrics, "\n") {
+		if f := strings.Fields(l); len(f) == 4 && f[1] == "TYPE" && strings.HasPrefix(f[2], "millrace_") &&
+			!strings.Contains(string(readme), "`"+f[2]+"`") {
+			t.Errorf("the README's metrics table lacks %s", f[2])
+		}
 	}
 
 	dev.signal(syscall.SIGINT)
