@@ -5,7 +5,7 @@ PKGS    ?= ./...
 # in-process unless KAFKA_BROKERS is set.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: all test test-short test-full bench bench-relay lint vet fmt tidy demo build up down
+.PHONY: all test test-short test-full fuzz bench bench-relay lint vet fmt tidy demo build up down
 
 all: lint test
 
@@ -20,6 +20,19 @@ test-short:
 ## test-full: everything, including the full Watermill conformance suites.
 test-full: vet
 	MILLRACE_FULL=1 $(GO) test $(TESTFLAGS) -timeout 40m $(PKGS)
+
+## fuzz: run each fuzz target of FUZZ_TARGETS (package:FuzzName) for FUZZTIME
+## (default 5m) in turn; findings land in the package's testdata/fuzz, whose seeds
+## `make test` runs. FUZZFLAGS adds flags, e.g. FUZZFLAGS=-parallel=2.
+FUZZ_TARGETS ?= ./internal/redact:FuzzRedactDSN
+FUZZTIME     ?= 5m
+FUZZFLAGS    ?=
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "== $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$pkg; \
+	done
 
 ## bench: Go benchmarks: the decorator's overhead, the batching publisher against
 ## watermill-kafka's (same in-process broker, 0 and 1 ms added latency).

@@ -5,10 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
-	"sort"
+	"regexp"
+	"strconv"
 	"strings"
+
+	"github.com/millrace/millrace/internal/redact"
 )
 
 // Exit codes of the relay.
@@ -19,14 +21,17 @@ const (
 )
 
 // app is one invocation of the relay: its arguments, environment and outputs. Both
-// outputs pass through a redactor that knows the secrets of the settings.
+// outputs pass through red, which knows the secrets of the settings: every line the
+// relay prints is masked, whatever printed it.
 type app struct {
-	stdout, stderr *redactor
+	stdout, stderr *redact.Writer
+	red            *redact.Redactor
 	environ        map[string]string
 }
 
 func newApp(stdout, stderr io.Writer, environ []string) *app {
-	a := &app{stdout: newRedactor(stdout), stderr: newRedactor(stderr), environ: map[string]string{}}
+	red := redact.New()
+	a := &app{stdout: red.Writer(stdout), stderr: red.Writer(stderr), red: red, environ: map[string]string{}}
 	for _, kv := range environ {
 		if k, v, ok := strings.Cut(kv, "="); ok {
 			a.environ[k] = v
@@ -150,14 +155,21 @@ func (a *app) parseFlags(fs *flag.FlagSet, c command, args []string) (bool, int)
 		return false, exitOK
 	}
 	if err == nil && fs.NArg() > 0 {
-		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		// Not repeated: a stray argument may be the rest of a secret split by a space.
+		err = fmt.Errorf("unexpected argument (%d after the flags; quote a value that holds a space)", fs.NArg())
 	}
 	if err != nil {
-		fmt.Fprintf(a.stderr, "%s: %v\nRun '%s --help' for usage.\n", fs.Name(), err, fs.Name())
+		// The flag package quotes the value it rejects, which may be a secret.
+		msg := flagValue.ReplaceAllString(err.Error(), "$1")
+		fmt.Fprintf(a.stderr, "%s: %s\nRun '%s --help' for usage.\n", fs.Name(), msg, fs.Name())
 		return false, exitUsage
 	}
 	return true, exitOK
 }
+
+// flagValue matches the quoted value in the flag package's "invalid value "v" for
+// flag -f" and "invalid boolean value "v" for -f".
+var flagValue = regexp.MustCompile(`(invalid (?:boolean )?value) "(?:[^"\\]|\\.)*"`)
 
 func (a *app) printUsage(fs *flag.FlagSet, c command) {
 	w := a.stdout
@@ -189,13 +201,18 @@ func (a *app) loadConfig(fs *flag.FlagSet, c command, args []string, runMode boo
 	}
 	a.protect(set)
 	problems := collectProblems(set, cfg, runMode)
-	a.stdout.add(cfg.secrets...)
-	a.stderr.add(cfg.secrets...)
+	a.red.Add(cfg.secrets...)
 	if len(problems) > 0 {
 		for _, p := range problems {
-			fmt.Fprintf(a.stderr, "relay %s: %s\n", c.name, p.text)
+			// Last resort behind validate: a quoted value of the setting is hidden.
+			text := p.text
+			if v := set.environ[p.key]; p.key != "" && v != "" {
+				text = strings.ReplaceAll(text, strconv.Quote(v), "(value not shown)")
+			}
+			fmt.Fprintf(a.stderr, "relay %s: %s\n", c.name, text)
 		}
-		fmt.Fprintf(a.stderr, "relay %s: %d invalid setting(s); run 'relay %s --help' or see 'relay help env'\n",
+		fmt.Fprintf(a.stderr, "relay %s: %d invalid setting(s); rejected values are not shown, as a value in the wrong "+
+			"variable may be a secret; run 'relay %s --help' or see 'relay help env'\n",
 			c.name, len(problems), c.name)
 		return nil, false, exitUsage
 	}
@@ -221,7 +238,6 @@ func collectProblems(set *settingsSet, cfg *config, runMode bool) []problem {
 // protect registers the secrets of the settings with the outputs before anything
 // is printed, so that even an invalid setting cannot leak one.
 func (a *app) protect(set *settingsSet) {
-	var secrets []string
 	for _, st := range set.settings {
 		v := set.environ[st.Env]
 		if v == "" {
@@ -229,36 +245,20 @@ func (a *app) protect(set *settingsSet) {
 		}
 		switch st.Secret {
 		case "value":
-			secrets = append(secrets, v)
+			a.red.Add(v, strings.TrimSpace(v))
 		case "url":
-			if u, err := url.Parse(strings.TrimSpace(v)); err == nil {
-				if p, ok := u.User.Password(); ok {
-					secrets = append(secrets, p)
-				}
-				if p := u.Query().Get("password"); p != "" {
-					secrets = append(secrets, p)
-				}
-			} else if _, rest, ok := strings.Cut(v, "://"); ok {
-				if at := strings.LastIndex(rest, "@"); at >= 0 {
-					if _, p, ok := strings.Cut(rest[:at], ":"); ok && p != "" {
-						secrets = append(secrets, p)
-					}
-				}
-			}
+			a.red.AddDSN(strings.TrimSpace(v))
 		}
 	}
-	sort.Strings(secrets)
-	a.stdout.add(secrets...)
-	a.stderr.add(secrets...)
 }
 
 // isTerminal reports whether w writes to a terminal, for the console format's colours.
 func isTerminal(w io.Writer) bool {
-	r, ok := w.(*redactor)
+	r, ok := w.(*redact.Writer)
 	if !ok {
 		return false
 	}
-	f, ok := r.w.(*os.File)
+	f, ok := r.Unwrap().(*os.File)
 	if !ok {
 		return false
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/millrace/millrace/adapter"
+	"github.com/millrace/millrace/internal/redact"
 	"github.com/millrace/millrace/outbox"
 	"github.com/millrace/millrace/router"
 )
@@ -61,12 +62,16 @@ type database struct {
 	driver  string        // "pgx" or "mysql"
 	dsn     string        // for the pgx driver
 	mysql   *mysql.Config // for the mysql connector
-	masked  string        // the URL with its password replaced by xxxxx
-	secret  string        // the password, "" if none
+	masked  string        // the URL with its secrets replaced by xxxxx (redact.DSN)
+	secrets []string      // the password and secret parameters, as written and decoded
 }
 
 // validate checks the loaded groups, derives what the commands need and returns one
 // problem per invalid setting. runMode adds the checks of relay run.
+//
+// A problem never repeats a text value it rejects: a value put in the wrong
+// variable may be a secret (a password in RELAY_KAFKA_SASL_MECHANISM, a key's PEM
+// in RELAY_KAFKA_TLS_KEY). Numbers and durations that parsed are shown.
 func (c *config) validate(s *settingsSet, runMode bool) []problem {
 	var problems []problem
 	bad := func(key, format string, args ...any) {
@@ -80,19 +85,17 @@ func (c *config) validate(s *settingsSet, runMode bool) []problem {
 		bad("RELAY_DATABASE_URL", "%v", err)
 	} else {
 		c.database = db
-		if db.secret != "" {
-			c.secrets = append(c.secrets, db.secret)
-		}
+		c.secrets = append(c.secrets, db.secrets...)
 	}
 	if c.DB.Outbox == "" {
 		bad("RELAY_OUTBOX", "must not be empty")
 	} else if err := (outbox.Config{Dialect: outbox.Postgres, Name: c.DB.Outbox}).Validate(); err != nil {
-		bad("RELAY_OUTBOX", "%s", strings.TrimPrefix(unwrapMessage(err, outbox.ErrInvalidConfig), "Name "))
+		bad("RELAY_OUTBOX", "%s", hideValue(strings.TrimPrefix(unwrapMessage(err, outbox.ErrInvalidConfig), "Name "), c.DB.Outbox))
 	}
 	if c.DB.ConsumerGroup == "" {
 		bad("RELAY_CONSUMER_GROUP", "must not be empty")
 	} else if err := (outbox.Config{Dialect: outbox.Postgres, ConsumerGroup: c.DB.ConsumerGroup}).Validate(); err != nil {
-		bad("RELAY_CONSUMER_GROUP", "%s", strings.TrimPrefix(unwrapMessage(err, outbox.ErrInvalidConfig), "ConsumerGroup "))
+		bad("RELAY_CONSUMER_GROUP", "%s", hideValue(strings.TrimPrefix(unwrapMessage(err, outbox.ErrInvalidConfig), "ConsumerGroup "), c.DB.ConsumerGroup))
 	}
 	if c.DB.ConnectTimeout <= 0 {
 		bad("RELAY_CONNECT_TIMEOUT", "must be positive, got %v", c.DB.ConnectTimeout)
@@ -101,14 +104,14 @@ func (c *config) validate(s *settingsSet, runMode bool) []problem {
 	// Logs.
 	if lvl, err := zerolog.ParseLevel(strings.ToLower(c.Log.Level)); err != nil || c.Log.Level == "" ||
 		lvl < zerolog.TraceLevel || lvl > zerolog.ErrorLevel {
-		bad("LOG_LEVEL", "must be trace, debug, info, warn or error, got %q", c.Log.Level)
+		bad("LOG_LEVEL", "must be trace, debug, info, warn or error")
 	} else {
 		c.logLevel = lvl
 	}
 	switch strings.ToLower(c.Log.Format) {
 	case "json", "console":
 	default:
-		bad("LOG_FORMAT", "must be json or console, got %q", c.Log.Format)
+		bad("LOG_FORMAT", "must be json or console")
 	}
 
 	if !runMode {
@@ -125,11 +128,11 @@ func (c *config) validate(s *settingsSet, runMode bool) []problem {
 		k.Brokers[i] = b
 		host, port, err := net.SplitHostPort(b)
 		if err != nil || host == "" {
-			bad("RELAY_KAFKA_BROKERS", "%q is not a host:port address", b)
+			bad("RELAY_KAFKA_BROKERS", "address %d of %d is not a host:port address", i+1, len(k.Brokers))
 			continue
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			bad("RELAY_KAFKA_BROKERS", "%q has an invalid port", b)
+			bad("RELAY_KAFKA_BROKERS", "address %d of %d has an invalid port (1-65535)", i+1, len(k.Brokers))
 		}
 	}
 	if k.ClientID == "" {
@@ -147,7 +150,7 @@ func (c *config) validate(s *settingsSet, runMode bool) []problem {
 	case "zstd":
 		c.kafkaComp = adapter.CompressionZSTD
 	default:
-		bad("RELAY_KAFKA_COMPRESSION", "must be none, gzip, snappy, lz4 or zstd, got %q", k.Compression)
+		bad("RELAY_KAFKA_COMPRESSION", "must be none, gzip, snappy, lz4 or zstd")
 	}
 	if k.MaxMessageBytes < 1 || k.MaxMessageBytes >= int(sarama.MaxRequestSize) {
 		bad("RELAY_KAFKA_MAX_MESSAGE_BYTES", "must be in 1..%d, got %d", sarama.MaxRequestSize-1, k.MaxMessageBytes)
@@ -159,7 +162,7 @@ func (c *config) validate(s *settingsSet, runMode bool) []problem {
 			continue
 		}
 		if _, err := os.Stat(f.path); err != nil {
-			bad(f.key, "cannot read %q: %v", f.path, pathError(err))
+			bad(f.key, "cannot read the file it names: %v (a path is expected, not the PEM text)", pathError(err))
 		}
 	}
 	if (k.TLSCert == "") != (k.TLSKey == "") {
@@ -174,11 +177,11 @@ func (c *config) validate(s *settingsSet, runMode bool) []problem {
 		if k.SASLPassword != "" {
 			bad("RELAY_KAFKA_SASL_PASSWORD_FILE", "and RELAY_KAFKA_SASL_PASSWORD are both set: keep one")
 		} else if b, err := os.ReadFile(k.SASLPasswordFile); err != nil {
-			bad("RELAY_KAFKA_SASL_PASSWORD_FILE", "cannot read %q: %v", k.SASLPasswordFile, pathError(err))
+			bad("RELAY_KAFKA_SASL_PASSWORD_FILE", "cannot read the file it names: %v", pathError(err))
 		} else {
 			c.saslPass = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
 			if c.saslPass == "" {
-				bad("RELAY_KAFKA_SASL_PASSWORD_FILE", "%q is empty", k.SASLPasswordFile)
+				bad("RELAY_KAFKA_SASL_PASSWORD_FILE", "names an empty file")
 			}
 		}
 	}
@@ -190,7 +193,7 @@ func (c *config) validate(s *settingsSet, runMode bool) []problem {
 		case "", sarama.SASLTypePlaintext, sarama.SASLTypeSCRAMSHA256, sarama.SASLTypeSCRAMSHA512:
 			k.SASLMechanism = strings.ToUpper(k.SASLMechanism)
 		default:
-			bad("RELAY_KAFKA_SASL_MECHANISM", "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512, got %q", k.SASLMechanism)
+			bad("RELAY_KAFKA_SASL_MECHANISM", "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
 		}
 		if k.SASLUser == "" {
 			bad("RELAY_KAFKA_SASL_USER", "is required with SASL")
@@ -240,9 +243,9 @@ func (c *config) validate(s *settingsSet, runMode bool) []problem {
 	if strings.EqualFold(c.HTTP.Addr, "off") {
 		c.httpOff = true
 	} else if _, port, err := net.SplitHostPort(c.HTTP.Addr); err != nil {
-		bad("RELAY_HTTP_ADDR", "%q is not a host:port address (or off)", c.HTTP.Addr)
+		bad("RELAY_HTTP_ADDR", "is not a host:port address (or off)")
 	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		bad("RELAY_HTTP_ADDR", "%q has an invalid port", c.HTTP.Addr)
+		bad("RELAY_HTTP_ADDR", "has an invalid port (0-65535)")
 	}
 
 	// Last resort: whatever the libraries still reject, with their field names.
@@ -332,13 +335,22 @@ func (c *config) forwarderConfig() router.Config {
 }
 
 // parseDatabaseURL parses RELAY_DATABASE_URL. Its errors never contain the password.
+//
+// A user or password holding an unescaped "/", "?", "#" or "@" is refused: the URL
+// then means something else than what was meant (postgres://u:1234/5678@host/db is
+// the host u, port 1234), and the error says how to escape them.
 func parseDatabaseURL(raw string) (database, error) {
 	raw = strings.TrimSpace(raw)
-	scheme, _, ok := strings.Cut(raw, "://")
+	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return database{}, errors.New("must be a URL: postgres://user:pass@host:5432/db or mysql://user:pass@host:3306/db")
 	}
-	masked := maskURL(raw)
+	masked := redact.DSN(raw)
+	if at := strings.LastIndex(rest, "@"); at >= 0 && strings.ContainsAny(rest[:at], "/?#@") {
+		return database{}, fmt.Errorf("%s: the user or password holds a character that must be percent-encoded "+
+			"(everything before the last @ is read as user:password): write / as %%2F, ? as %%3F, # as %%23 and @ as %%40 "+
+			"(an @ elsewhere in the URL, as %%40 too)", masked)
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		var ue *url.Error
@@ -347,21 +359,18 @@ func parseDatabaseURL(raw string) (database, error) {
 		}
 		return database{}, fmt.Errorf("%s is not a valid URL: %v", masked, err)
 	}
-	pass, _ := u.User.Password()
-	if pass == "" {
-		pass = u.Query().Get("password")
-	}
-	db := database{masked: masked, secret: pass}
+	secrets := redact.DSNSecrets(raw)
+	db := database{masked: masked, secrets: secrets}
 	switch strings.ToLower(scheme) {
 	case "postgres", "postgresql":
 		if _, err := pgx.ParseConfig(raw); err != nil {
-			return database{}, fmt.Errorf("%s is not a valid PostgreSQL URL: %s", masked, redactString(pgxCause(err), pass))
+			return database{}, fmt.Errorf("%s is not a valid PostgreSQL URL: %s", masked, redact.All(pgxCause(err), secrets...))
 		}
 		db.dialect, db.driver, db.dsn = outbox.Postgres, "pgx", raw
 	case "mysql":
 		mc, err := mysqlConfig(u)
 		if err != nil {
-			return database{}, fmt.Errorf("%s is not a valid MySQL URL: %s", masked, redactString(err.Error(), pass))
+			return database{}, fmt.Errorf("%s is not a valid MySQL URL: %s", masked, redact.All(err.Error(), secrets...))
 		}
 		db.dialect, db.driver, db.mysql = outbox.MySQL, "mysql", mc
 	default:
@@ -421,6 +430,11 @@ func pgxCause(err error) string {
 		msg = msg[i+len("`: "):]
 	}
 	return msg
+}
+
+// hideValue removes the quoted value v from msg, an error text that repeats it.
+func hideValue(msg, v string) string {
+	return strings.ReplaceAll(msg, strconv.Quote(v)+" ", "")
 }
 
 // unwrapMessage returns err's message without the sentinel's prefix.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -19,13 +20,13 @@ func TestParseDatabaseURL(t *testing.T) {
 		raw     string
 		dialect outbox.Dialect
 		masked  string
-		secret  string
+		secrets []string
 		mysql   string // FormatDSN of the go-sql-driver config
 		err     string
 	}{
 		{
 			name: "postgres URL goes to pgx unchanged", raw: "postgres://app:pw@db:5432/app?sslmode=disable",
-			dialect: outbox.Postgres, masked: "postgres://app:xxxxx@db:5432/app?sslmode=disable", secret: "pw",
+			dialect: outbox.Postgres, masked: "postgres://app:xxxxx@db:5432/app?sslmode=disable", secrets: []string{"pw"},
 		},
 		{
 			name: "postgresql scheme", raw: "postgresql://app@db/app",
@@ -33,11 +34,11 @@ func TestParseDatabaseURL(t *testing.T) {
 		},
 		{
 			name: "password in the query is masked too", raw: "postgres://db/app?user=app&password=pw",
-			dialect: outbox.Postgres, masked: "postgres://db/app?password=xxxxx&user=app", secret: "pw",
+			dialect: outbox.Postgres, masked: "postgres://db/app?user=app&password=xxxxx", secrets: []string{"pw"},
 		},
 		{
 			name: "mysql URL becomes a go-sql-driver DSN with parseTime", raw: "mysql://app:p%40ss@db:3307/shop?timeout=5s",
-			dialect: outbox.MySQL, masked: "mysql://app:xxxxx@db:3307/shop?timeout=5s", secret: "p@ss",
+			dialect: outbox.MySQL, masked: "mysql://app:xxxxx@db:3307/shop?timeout=5s", secrets: []string{"p%40ss", "p@ss"},
 			mysql: "app:p@ss@tcp(db:3307)/shop?parseTime=true&timeout=5s",
 		},
 		{
@@ -55,6 +56,11 @@ func TestParseDatabaseURL(t *testing.T) {
 		{name: "not a URL", raw: "host=db user=app password=pw", err: "must be a URL"},
 		{name: "bad port", raw: "postgres://app:pw@db:port/app", err: "postgres://app:xxxxx@db:port/app is not a valid URL: invalid port"},
 		{name: "bad sslmode", raw: "postgres://app:pw@db/app?sslmode=sometimes", err: "not a valid PostgreSQL URL"},
+		{name: "unescaped slash in the password", raw: "postgres://u:12pw/5678@host/db",
+			err: "postgres://u:xxxxx@host/db: the user or password holds a character that must be percent-encoded"},
+		{name: "unescaped @ and ? in the password", raw: "mysql://u:a@b?pw@host/db", err: "write / as %2F, ? as %3F"},
+		{name: "pgx error about sslpassword", raw: "postgres://u@db/app?sslpassword=pwpw&sslmode=sometimes",
+			err: "postgres://u@db/app?sslpassword=xxxxx&sslmode=sometimes is not a valid PostgreSQL URL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,8 +77,8 @@ func TestParseDatabaseURL(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if db.dialect != tt.dialect || db.secret != tt.secret || (tt.masked != "" && db.masked != tt.masked) {
-				t.Errorf("got dialect %v secret %q masked %q", db.dialect, db.secret, db.masked)
+			if db.dialect != tt.dialect || fmt.Sprint(db.secrets) != fmt.Sprint(tt.secrets) || (tt.masked != "" && db.masked != tt.masked) {
+				t.Errorf("got dialect %v secrets %q masked %q", db.dialect, db.secrets, db.masked)
 			}
 			if tt.mysql != "" && db.mysql.FormatDSN() != tt.mysql {
 				t.Errorf("mysql DSN %q, want %q", db.mysql.FormatDSN(), tt.mysql)
@@ -81,32 +87,19 @@ func TestParseDatabaseURL(t *testing.T) {
 	}
 }
 
-func TestMaskURLOfInvalidURLs(t *testing.T) {
-	for raw, want := range map[string]string{
-		"postgres://u:se:cr@t@host:bad/db":     "postgres://u:xxxxx@host:bad/db",
-		"mysql://u:pw@host/db?password=pw2#x":  "mysql://u:xxxxx@host/db?password=xxxxx#x",
-		"postgres://host:bad/db?password=s3cr": "postgres://host:bad/db?password=xxxxx",
-		"garbage with no scheme":               "xxxxx",
-	} {
-		if got := maskURL(raw); got != want {
-			t.Errorf("maskURL(%q) = %q, want %q", raw, got, want)
-		}
+// Both outputs of the app mask the secrets registered with its Redactor, in any
+// encoding, from the first line printed.
+func TestAppOutputsAreMasked(t *testing.T) {
+	var out, errOut bytes.Buffer
+	a := newApp(&out, &errOut, nil)
+	a.red.Add(`p@ss"w/rd`)
+	fmt.Fprintf(a.stdout, "raw p@ss\"w/rd, url p%%40ss%%22w%%2frd\n")
+	fmt.Fprintf(a.stderr, "json %q\n", `p@ss"w/rd`)
+	if got, want := out.String(), "raw xxxxx, url xxxxx\n"; got != want {
+		t.Errorf("stdout %q, want %q", got, want)
 	}
-}
-
-func TestRedactorReplacesEveryFormOfASecret(t *testing.T) {
-	var b bytes.Buffer
-	r := newRedactor(&b)
-	r.add(`p@ss"w\rd`, "abc") // too short to filter: occurs in normal text
-	for _, s := range []string{`raw p@ss"w\rd`, `json "p@ss\"w\\rd"`, "url p%40ss%22w%5Crd", "abc stays"} {
-		n, err := r.Write([]byte(s + "\n"))
-		if err != nil || n != len(s)+1 {
-			t.Fatalf("Write = %d, %v", n, err)
-		}
-	}
-	want := "raw xxxxx\njson \"xxxxx\"\nurl xxxxx\nabc stays\n"
-	if b.String() != want {
-		t.Errorf("got %q, want %q", b.String(), want)
+	if got, want := errOut.String(), "json \"xxxxx\"\n"; got != want {
+		t.Errorf("stderr %q, want %q", got, want)
 	}
 }
 
@@ -164,8 +157,8 @@ func TestProblemsNameTheFlagWhenTheValueCameFromIt(t *testing.T) {
 	}
 	got := strings.Join(lines, "\n")
 	for _, want := range []string{
-		`--kafka-brokers (RELAY_KAFKA_BROKERS): "nope" is not a host:port address`,
-		`RELAY_BATCH_SIZE (--batch-size): invalid value "x": invalid syntax`,
+		`--kafka-brokers (RELAY_KAFKA_BROKERS): address 1 of 1 is not a host:port address`,
+		`RELAY_BATCH_SIZE (--batch-size): invalid value: invalid syntax`,
 		"--retry-max-retries (RELAY_RETRY_MAX_RETRIES): must not be negative, got -1",
 	} {
 		if !strings.Contains(got, want) {
@@ -174,6 +167,44 @@ func TestProblemsNameTheFlagWhenTheValueCameFromIt(t *testing.T) {
 	}
 	if len(problems) != 3 {
 		t.Errorf("%d problems, want 3 (one per setting):\n%s", len(problems), got)
+	}
+}
+
+// No problem repeats the value it rejects: a secret put in the wrong variable, or
+// given to the wrong flag, is not printed. Every setting gets the same secret.
+func TestRejectedValuesAreNotRepeated(t *testing.T) {
+	const secret = "Hunter2-S3cret"
+	environ := map[string]string{}
+	for _, st := range allSettings() {
+		environ[st.Env] = secret
+	}
+	environ["RELAY_DATABASE_URL"] = "postgres://db/app"
+	_, problems := loadForTest(t, environ)
+	if len(problems) < 10 {
+		t.Errorf("only %d problems: %v", len(problems), problems)
+	}
+	for _, p := range problems {
+		if strings.Contains(p.text, "Hunter2") {
+			t.Errorf("problem repeats the value: %s", p.text)
+		}
+	}
+	// Each setting on its own too, so that no problem hides behind another.
+	for _, st := range allSettings() {
+		if st.Env == "RELAY_DATABASE_URL" || st.Env == "RELAY_KAFKA_SASL_PASSWORD" {
+			continue
+		}
+		env := map[string]string{"RELAY_DATABASE_URL": "postgres://db/app", "RELAY_KAFKA_BROKERS": "k:9092", st.Env: secret}
+		if strings.HasPrefix(st.Env, "RELAY_KAFKA_SASL") {
+			env["RELAY_KAFKA_SASL_USER"] = "u"
+			env["RELAY_KAFKA_SASL_PASSWORD"] = "pw-pw"
+			env[st.Env] = secret
+		}
+		_, problems := loadForTest(t, env)
+		for _, p := range problems {
+			if strings.Contains(p.text, "Hunter2") {
+				t.Errorf("%s: problem repeats the value: %s", st.Env, p.text)
+			}
+		}
 	}
 }
 

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -16,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/millrace/millrace/adapter"
+	"github.com/millrace/millrace/internal/redact"
 )
 
 // errStopping is the readiness of a relay that is shutting down.
@@ -26,14 +29,15 @@ type probes struct {
 	alive    func() error
 	ready    func(context.Context) error
 	stopping *atomic.Bool
-	secrets  []string
+	red      *redact.Redactor // masks the answers
 }
 
 // newHandler returns the relay's HTTP endpoints: /metrics (reg), /healthz
 // (liveness), /readyz (readiness), /debug/pprof/ when enabled, and an index at /.
 func newHandler(reg *prometheus.Registry, p probes, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	// Labels come from data (topics) and errors: masked like every other output.
+	mux.Handle("GET /metrics", masked(p.red, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 	mux.Handle("GET /healthz", adapter.HealthHandler(func(context.Context) error {
 		return p.redact(p.alive())
 	}))
@@ -49,10 +53,11 @@ func newHandler(reg *prometheus.Registry, p probes, withPprof bool) http.Handler
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		// pprof's own cmdline handler would print a --database-url password.
+		// pprof's own cmdline handler would print a --database-url password, in
+		// whatever escaping it was typed.
 		mux.HandleFunc("/debug/pprof/cmdline", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-			fmt.Fprint(w, redactString(strings.Join(os.Args, "\x00"), p.secrets...))
+			fmt.Fprint(w, strings.Join(p.red.Args(os.Args), "\x00"))
 		})
 		endpoints = append(endpoints, "/debug/pprof/")
 	}
@@ -63,13 +68,37 @@ func newHandler(reg *prometheus.Registry, p probes, withPprof bool) http.Handler
 	return mux
 }
 
-// redact removes the secrets from err's text, keeping its absence.
-func (p probes) redact(err error) error {
-	if err == nil {
-		return nil
-	}
-	return errors.New(redactString(err.Error(), p.secrets...))
+// masked serves h with the secrets in its answer masked. The answer is buffered and
+// not compressed: for text answers such as /metrics.
+func masked(red *redact.Redactor, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = r.Clone(r.Context())
+		r.Header.Del("Accept-Encoding")
+		rec := &bufferedResponse{header: http.Header{}, code: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		for k, v := range rec.header {
+			if k != "Content-Length" {
+				w.Header()[k] = v
+			}
+		}
+		w.WriteHeader(rec.code)
+		_, _ = io.WriteString(w, red.String(rec.body.String()))
+	})
 }
+
+// bufferedResponse is an http.ResponseWriter that keeps the answer.
+type bufferedResponse struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header         { return b.header }
+func (b *bufferedResponse) WriteHeader(code int)        { b.code = code }
+func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
+
+// redact removes the secrets from err's text, keeping its absence.
+func (p probes) redact(err error) error { return p.red.Error(err) }
 
 // httpServer is the relay's HTTP server.
 type httpServer struct {

@@ -156,7 +156,7 @@ func (a *app) start(ctx context.Context, cfg *config, log zerolog.Logger, stoppi
 
 	if !cfg.httpOff {
 		h := newHandler(reg, probes{
-			alive: r.fwd.Alive, ready: r.fwd.HealthCheck, stopping: stopping, secrets: cfg.secrets,
+			alive: r.fwd.Alive, ready: r.fwd.HealthCheck, stopping: stopping, red: a.red,
 		}, cfg.HTTP.Pprof)
 		if r.http, err = listenHTTP(cfg.HTTP.Addr, h); err != nil {
 			return nil, fmt.Errorf("RELAY_HTTP_ADDR: %w", err)

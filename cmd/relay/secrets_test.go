@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,19 +15,22 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/millrace/millrace/internal/redact"
 	"github.com/millrace/millrace/router"
 )
 
-// The database password and the SASL password never appear in anything the relay
-// prints or serves: logs at trace level, status, dlq list, /metrics, /healthz,
-// /readyz and pprof's command line, even when the URL is given as a flag. The relay
-// authenticates with each SASL mechanism against the in-process broker.
+// The database password, pgx's sslpassword parameter and the SASL password never
+// appear in anything the relay prints or serves: logs at trace level, status, dlq
+// list, /metrics, /healthz, /readyz and pprof's command line, even when the URL is
+// given as a flag with a non-canonical escape (%2f). The relay authenticates with
+// each SASL mechanism against the in-process broker.
 func TestRelayNeverPrintsSecrets(t *testing.T) {
 	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"} {
 		t.Run(mech, func(t *testing.T) {
 			t.Parallel()
 			const (
 				dbSecret   = "Db-S3cret/p@ss"     // PostgreSQL here trusts every password
+				sslSecret  = "Ssl-K3y/pass"       // no key file is used: pgx only parses it
 				saslSecret = "Sasl-S3cret\"pw\\x" // quotes and backslashes: JSON-escaped in logs
 				user       = "relay-user"
 			)
@@ -40,8 +45,12 @@ func TestRelayNeverPrintsSecrets(t *testing.T) {
 			d := postgresDB(t)
 			cfg := newOutbox(t, d)
 			u, _ := url.Parse(d.url)
-			u.User = url.UserPassword(u.User.Username(), dbSecret)
-			dbURL := u.String()
+			// Written as a user may write it: %2f in lower case, an @ as %40.
+			dbURL := strings.Replace(d.url, u.User.Username()+"@",
+				u.User.Username()+":Db-S3cret%2fp%40ss@", 1) + "&sslpassword=Ssl-K3y%2fpass"
+			if !strings.Contains(d.url, "?") {
+				t.Fatalf("the test database URL %q has no query", d.url)
+			}
 
 			out := &outputLog{}
 			passFile := filepath.Join(t.TempDir(), "sasl-password")
@@ -77,6 +86,12 @@ func TestRelayNeverPrintsSecrets(t *testing.T) {
 			mustRun(t, out, withPass, "status", "--database-url", dbURL)
 			mustRun(t, out, withPass, "status", "--json", "--database-url", dbURL)
 			mustRun(t, out, withPass, "dlq", "list", "--database-url", dbURL)
+			// Retry logs: the same URL pointing at a port where nothing listens.
+			closed := strings.Replace(dbURL, "@"+u.Host, "@"+freePort(t), 1)
+			if _, stderr, code := runRelay(t, out, append(withPass, "RELAY_CONNECT_TIMEOUT=1500ms"),
+				"status", "--database-url", closed); code != exitFailure || !strings.Contains(stderr, "retrying") {
+				t.Errorf("status on a closed port: exit %d\n%s", code, tail(stderr, 2000))
+			}
 			p.signal(syscall.SIGTERM)
 			if code := p.wait(20 * time.Second); code != 0 {
 				t.Errorf("relay exited with %d", code)
@@ -93,13 +108,61 @@ func TestRelayNeverPrintsSecrets(t *testing.T) {
 			if !strings.Contains(all, "xxxxx") {
 				t.Errorf("the masked URL appears nowhere")
 			}
-			for _, secret := range []string{dbSecret, saslSecret} {
-				for _, form := range secretForms(secret) {
-					if strings.Contains(all, form) {
-						t.Errorf("output contains the secret %q as %q", secret, form)
-					}
-				}
+			for _, secret := range []string{dbSecret, sslSecret, saslSecret} {
+				assertNoSecret(t, all, secret)
 			}
 		})
 	}
+}
+
+// A password with an unescaped "/" (or "@", "?", "#") makes the URL mean another
+// host: the relay refuses it with exit code 2 and says how to escape it, without
+// printing it, from every command.
+func TestRelayRefusesUnescapedPasswords(t *testing.T) {
+	t.Parallel()
+	out := &outputLog{}
+	for _, raw := range []string{
+		"postgres://u:1234/5678@127.0.0.1:5432/test",
+		"postgres://app:Pw?x#y@127.0.0.1/test?sslmode=disable",
+		"mysql://root:a@b/c@127.0.0.1:3306/test",
+	} {
+		for _, cmd := range []string{"run", "status", "migrate"} {
+			_, stderr, code := runRelay(t, out, []string{"RELAY_KAFKA_BROKERS=127.0.0.1:9092"}, cmd, "--database-url", raw)
+			if code != exitUsage || !strings.Contains(stderr, "must be percent-encoded") || !strings.Contains(stderr, "/ as %2F") {
+				t.Errorf("relay %s --database-url %s: exit %d, want %d and how to escape:\n%s", cmd, raw, code, exitUsage, stderr)
+			}
+		}
+	}
+	all := out.String()
+	for _, secret := range []string{"1234/5678", "Pw?x#y", "a@b/c"} {
+		assertNoSecret(t, all, secret)
+	}
+}
+
+// assertNoSecret fails when secret appears in s, as is or in any of the ways it
+// may be escaped: in a URL (either case of hex digits), in JSON, quoted by Go.
+func assertNoSecret(t *testing.T, s, secret string) {
+	t.Helper()
+	forms := []string{secret, url.QueryEscape(secret), url.PathEscape(secret), strings.ToLower(url.QueryEscape(secret)),
+		strings.ToLower(url.PathEscape(secret)), strconv.Quote(secret), string(mustJSON(secret))}
+	if ui := url.UserPassword("u", secret).String(); strings.HasPrefix(ui, "u:") {
+		forms = append(forms, ui[2:], strings.ToLower(ui[2:]))
+	}
+	for _, f := range forms {
+		f = strings.Trim(f, `"`)
+		if strings.Contains(s, f) {
+			t.Errorf("output contains the secret %q as %q", secret, f)
+		}
+	}
+	if masked := redact.New(secret).String(s); masked != s {
+		t.Errorf("output contains the secret %q in some encoding", secret)
+	}
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

@@ -267,7 +267,10 @@ func (s *settingsSet) explain(err error) problem {
 			case strings.Contains(cause.Error(), "time: "):
 				want = " (want a duration such as 500ms, 30s or 5m)"
 			}
-			return problem{st.Env, fmt.Sprintf("%s: invalid value %q: %v%s", s.label(st.Env), s.environ[st.Env], cause, want)}
+			// The value is not repeated (it may be a secret in the wrong variable), nor
+			// left in the parser's message.
+			msg := strings.ReplaceAll(cause.Error(), " "+strconv.Quote(s.environ[st.Env]), "")
+			return problem{st.Env, fmt.Sprintf("%s: invalid value: %s%s", s.label(st.Env), msg, want)}
 		}
 	}
 	return problem{text: err.Error()}
