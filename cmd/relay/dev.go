@@ -101,8 +101,7 @@ func (a *app) cmdDev(args []string) int {
 	kset := newSettingsSet(newFlagSet("dev-kafka"), set.environ, group{"kafka", &cfg.Kafka})
 	problems = append(problems, kset.load()...)
 	problems = append(problems, collectProblems(set, cfg, true)...)
-	a.stdout.add(cfg.secrets...)
-	a.stderr.add(cfg.secrets...)
+	a.red.Add(cfg.secrets...)
 	if len(problems) > 0 {
 		for _, p := range problems {
 			fmt.Fprintf(a.stderr, "relay dev: %s\n", p.text)

@@ -81,8 +81,7 @@ func (a *app) cmdEmit(args []string) int {
 	if strings.TrimSpace(*topic) == "" {
 		problems = append(problems, problem{"", "--topic: is required"})
 	}
-	a.stdout.add(cfg.secrets...)
-	a.stderr.add(cfg.secrets...)
+	a.red.Add(cfg.secrets...)
 	if len(problems) > 0 {
 		for _, p := range problems {
 			fmt.Fprintf(a.stderr, "relay emit: %s\n", p.text)
