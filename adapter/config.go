@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Defaults of Config. They follow the Kafka Java producer where it has an equivalent
@@ -81,6 +82,11 @@ type Config struct {
 	BrokerCheck func(ctx context.Context) error
 	// BrokerCheckTimeout bounds one broker check. Defaults to 5s.
 	BrokerCheckTimeout time.Duration
+
+	// TracerProvider creates the span of each Publish call (see Publisher.Publish).
+	// nil means the global provider of go.opentelemetry.io/otel, a no-op unless the
+	// application installs one.
+	TracerProvider trace.TracerProvider
 }
 
 // withDefaults returns c with every zero field set to its default.

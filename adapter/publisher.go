@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/cenkalti/backoff/v5"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Publisher decorates a Watermill message.Publisher with error classification,
@@ -24,6 +25,7 @@ type Publisher struct {
 	results ResultPublisher // next, when it reports per-message results
 	cfg     Config
 	log     *zerolog.Logger // nil: no logs
+	tracer  trace.Tracer
 	stats   stats
 	prom    *promMetrics // nil: no Prometheus
 	health  health
@@ -60,6 +62,7 @@ func NewPublisher(next message.Publisher, cfg Config) (*Publisher, error) {
 		log:   cfg.Logger,
 		abort: make(chan struct{}),
 	}
+	p.tracer = newTracer(cfg.TracerProvider) // see trace.go
 	p.results, _ = next.(ResultPublisher)
 	p.health.init(cfg.HealthWindow)
 	if cfg.Registerer != nil {
@@ -101,6 +104,12 @@ func Decorator(cfg Config) message.PublisherDecorator {
 //
 // A failure is returned as *PublishError. After Close, Publish fails with an error
 // matching ErrClosed.
+//
+// Each call is an OpenTelemetry producer span, "send <topic>", child of the span in
+// the first message's context, with every attempt and retry as a span event and,
+// on failure, the class in AttrErrorClass. Messages without a traceparent metadata
+// entry get the W3C trace context (TraceParentMetadata, TraceStateMetadata) of the
+// span: the publish span's, or their own context's when it holds another span.
 func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -116,7 +125,8 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if p.prom != nil {
 		p.prom.begin(topic)
 	}
-	attempts, failed := p.publish(topic, msgs, start)
+	sp := p.startSpan(topic, msgs) // see trace.go
+	attempts, failed := p.publish(topic, msgs, start, sp)
 	elapsed := time.Since(start)
 
 	published := len(msgs) - len(failed)
@@ -128,9 +138,9 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		if p.log != nil {
 			p.logSuccess(topic, msgs, attempts, elapsed)
 		}
-		return nil
+		return sp.end(attempts, nil)
 	}
-	return p.fail(topic, msgs, attempts, failed, elapsed)
+	return sp.end(attempts, p.fail(topic, msgs, attempts, failed, elapsed))
 }
 
 // enter admits a Publish call unless the publisher is closed.
@@ -146,7 +156,7 @@ func (p *Publisher) enter() bool {
 
 // publish runs the attempts of one call and returns how many were made and the
 // messages that finally failed.
-func (p *Publisher) publish(topic string, msgs []*message.Message, start time.Time) (int, []FailedMessage) {
+func (p *Publisher) publish(topic string, msgs []*message.Message, start time.Time, sp publishSpan) (int, []FailedMessage) {
 	var failed []FailedMessage
 	// pending holds the indexes of the messages still to publish; nil means all of msgs.
 	var pending []int
@@ -183,6 +193,7 @@ func (p *Publisher) publish(topic string, msgs []*message.Message, start time.Ti
 	for {
 		attempts++
 		retry, final := p.attempt(topic, msgs, pending)
+		sp.attempt(attempts, len(msgs), pending, retry, final)
 		failed = append(failed, final...)
 		if len(retry) == 0 {
 			return attempts, failed
@@ -222,6 +233,7 @@ func (p *Publisher) publish(topic string, msgs []*message.Message, start time.Ti
 		if p.log != nil {
 			p.logRetry(topic, msgs, retry, attempts, wait)
 		}
+		sp.retry(attempts, len(retry), wait)
 		if err, class := p.wait(wait, msgs, retry); err != nil {
 			return giveUp(err, class)
 		}

@@ -11,6 +11,12 @@
 // SetKey sets the partition key. Metadata keys starting with ReservedPrefix are the
 // outbox's own and never come back as user metadata.
 //
+// Publish also stores the W3C trace context of each message's context (its
+// OpenTelemetry span) in reserved metadata; Event.Trace returns it and Event.Message
+// turns it into the "traceparent" and "tracestate" entries, which become Kafka
+// headers. Only the OpenTelemetry API is used: without a span in the context nothing
+// is stored.
+//
 // # Reading
 //
 // Reader.Begin opens a Batch: a transaction holding the consumer group's lock and

@@ -60,14 +60,18 @@ type Event struct {
 	Payload []byte
 	// Metadata is the user metadata only: keys with ReservedPrefix are removed.
 	Metadata map[string]string
+	// Trace is the trace context of the message's context at Publish (see
+	// TraceContext); zero when it carried none.
+	Trace TraceContext
 	// CreatedAt is when the event was written, by the database clock.
 	CreatedAt time.Time
 }
 
 // Message returns a new Watermill message with the event's UUID, payload and user
 // metadata, plus the partition key under KeyMetadata (read it with Key) when the
-// event has one. A Kafka marshaler should not turn keys with ReservedPrefix into
-// headers.
+// event has one, and the trace context as the traceparent and tracestate entries
+// when it has one (they replace user entries of those names). A Kafka marshaler
+// should not turn keys with ReservedPrefix into headers.
 func (e Event) Message() *message.Message {
 	msg := message.NewMessage(e.UUID, e.Payload)
 	msg.Metadata = make(message.Metadata, len(e.Metadata)+1)
@@ -75,6 +79,7 @@ func (e Event) Message() *message.Message {
 		msg.Metadata[k] = v
 	}
 	SetKey(msg, e.Key)
+	e.Trace.setOn(msg.Metadata)
 	return msg
 }
 

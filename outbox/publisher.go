@@ -65,6 +65,8 @@ func Key(msg *message.Message) string {
 // payload column; the destination topic travels in the row's metadata under
 // TopicMetadata. On PostgreSQL every Publish also runs pg_notify(Config.NotifyChannel)
 // in tx, so Listen wakes when tx commits and not when it rolls back.
+// Each row also keeps the W3C trace context of its message's context (see
+// TraceContext).
 //
 // Publish validates every message first and writes nothing if one is invalid (see
 // ErrInvalidEvent); it uses the first message's context for the notification and
@@ -212,6 +214,7 @@ func (s schemaAdapter) InsertQuery(topic string, msgs message.Messages) (wsql.Qu
 			c.Metadata[k] = v
 		}
 		c.Metadata[TopicMetadata] = topic
+		captureTrace(m.Context(), c.Metadata) // see trace.go
 		rows[i] = c
 	}
 	return s.SchemaAdapter.InsertQuery(topic, rows)

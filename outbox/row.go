@@ -37,5 +37,6 @@ func (r *rawRow) event(pos Position) (Event, error) {
 		}
 	}
 	ev.Topic, ev.Key, ev.Metadata = splitMetadata(stored)
+	ev.Trace = storedTrace(stored) // see trace.go
 	return ev, nil
 }

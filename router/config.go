@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/millrace/millrace/outbox"
 )
@@ -93,6 +94,11 @@ type Config struct {
 	Logger *zerolog.Logger
 	// Registerer, when set, receives the forwarder's Prometheus collectors.
 	Registerer prometheus.Registerer
+
+	// TracerProvider creates the span of each batch (see the package documentation on
+	// tracing). nil means the global provider of go.opentelemetry.io/otel, a no-op
+	// unless the application installs one.
+	TracerProvider trace.TracerProvider
 }
 
 func (c Config) withDefaults() Config {

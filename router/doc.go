@@ -28,4 +28,13 @@
 // Consumers de-duplicate by the Watermill message UUID, which Kafka carries in the
 // "_watermill_message_uuid" header (watermill-kafka's subscriber restores it as
 // msg.UUID).
+//
+// Tracing: every record carries the W3C trace context that the event's writer had
+// (outbox.Event.Trace) as the "traceparent" and "tracestate" headers, so that a
+// consumer that extracts them continues the writer's trace. The forwarder's own
+// OpenTelemetry spans, created by Config.TracerProvider, are one span per batch, the
+// root of its own trace and linked to each event's producer span rather than parent
+// of a thousand, with the decorator's publish spans as its children. Events whose
+// writer had no span carry the context of the decorator's publish span instead (see
+// adapter.Publisher.Publish).
 package router

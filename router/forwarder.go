@@ -252,7 +252,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // runBatch reads one batch, forwards it and records the progress. It returns how
 // many events the batch read and, when the batch stopped short, the class and the
 // failure that stopped it.
-func (f *Forwarder) runBatch(ctx context.Context) (int, adapter.Class, error) {
+func (f *Forwarder) runBatch(ctx context.Context) (_ int, class adapter.Class, err error) {
 	// Standby only when the lock is not had at once: another forwarder holds it.
 	f.mu.Lock()
 	f.waitingLock = true
@@ -278,6 +278,8 @@ func (f *Forwarder) runBatch(ctx context.Context) (int, adapter.Class, error) {
 		return 0, 0, batch.Rollback()
 	}
 	f.setState(StateForwarding)
+	ctx, span := f.startBatchSpan(ctx, events) // see trace.go
+	defer func() { span.end(class, err) }()
 	start := time.Now()
 	res := f.publish(ctx, events)
 
