@@ -38,7 +38,9 @@ serves on RELAY_HTTP_ADDR:
   /healthz   liveness: 200 while the forwarder runs
   /readyz    readiness: 200 when the database and a broker answer, no fatal failure,
              no failure lasting RELAY_UNHEALTHY_AFTER, lag under RELAY_MAX_LAG
-The address actually listened on is logged ("http server listening", addr).`
+The address actually listened on is logged ("http server listening", addr).
+
+` + tracingHelp
 
 // relay is a started relay: everything cmdRun stops at the end.
 type relay struct {
@@ -46,6 +48,8 @@ type relay struct {
 	pub  *adapter.Publisher
 	fwd  *router.Forwarder
 	http *httpServer // nil when RELAY_HTTP_ADDR=off
+	// stopTracing flushes and stops the OpenTelemetry SDK (tracing.go); nil before.
+	stopTracing func(context.Context) error
 }
 
 func (a *app) cmdRun(args []string) int {
@@ -143,13 +147,21 @@ func (a *app) start(ctx context.Context, cfg *config, log zerolog.Logger, stoppi
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfoCollector(),
 	)
+	tp, stopTracing, err := setupTracing(ctx, a.environ) // OTEL_*: see tracing.go
+	if err != nil {
+		return nil, err
+	}
+	r.stopTracing = stopTracing
 	pubLog := log.With().Str("component", "publisher").Logger()
-	if r.pub, err = connectKafka(ctx, cfg, kcfg, cfg.publisherConfig(&pubLog, reg), log); err != nil {
+	pcfg := cfg.publisherConfig(&pubLog, reg)
+	pcfg.TracerProvider = tp
+	if r.pub, err = connectKafka(ctx, cfg, kcfg, pcfg, log); err != nil {
 		return nil, err
 	}
 
 	fcfg := cfg.forwarderConfig()
 	fcfg.DB, fcfg.Publisher, fcfg.Logger, fcfg.Registerer = r.db, r.pub, &log, reg
+	fcfg.TracerProvider = tp
 	if r.fwd, err = router.NewForwarder(fcfg); err != nil {
 		return nil, err
 	}
@@ -255,6 +267,13 @@ func (r *relay) close(log zerolog.Logger) {
 	}
 	if r.db != nil {
 		_ = r.db.Close()
+	}
+	if r.stopTracing != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := r.stopTracing(ctx); err != nil {
+			log.Warn().Err(err).Msg("flushing the traces")
+		}
+		cancel()
 	}
 }
 
