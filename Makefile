@@ -61,9 +61,12 @@ build:
 	$(GO) build $(PKGS)
 
 ## demo: the end-to-end outbox demo on an in-process broker and the local
-## PostgreSQL (DATABASE_URL), about 30 s; KAFKA_BROKERS uses a real cluster.
+## PostgreSQL (DATABASE_URL): 30 s of traffic plus the drain, after a build that
+## takes a minute or two the first time; KAFKA_BROKERS uses a real cluster.
 demo:
-	$(GO) run ./examples/outbox-demo $(DEMOFLAGS)
+	@echo "outbox-demo: building… (the first build compiles the dependencies: a minute or two)"
+	@$(GO) build -o bin/outbox-demo ./examples/outbox-demo
+	@./bin/outbox-demo $(DEMOFLAGS)
 
 ## up / down: the docker compose stack (Kafka, PostgreSQL, relay, order service,
 ## Prometheus, Grafana) for machines with a Docker engine.

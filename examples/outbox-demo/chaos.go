@@ -48,6 +48,8 @@ type chaosResult struct {
 	Retries        int64         // publisher retries from the cut until recovery
 	FailedBatches  int64         // router batches failed in the same time
 	RecoveredAfter time.Duration // from the restore to the first forwarded event
+	CutAt          time.Time     // when the broker was cut
+	RecoveredAt    time.Time     // when the router forwarded again after the restore
 }
 
 // run carries out the schedule. When stop is closed (the writers stopped), what
@@ -98,6 +100,9 @@ func (ch *chaos) run(ctx context.Context, stop <-chan struct{}) {
 	retries, failures := ch.pub.Metrics().RetriesTotal, ch.fwd.Stats().Failures
 	ch.kafka.Cut()
 	ch.setCut(true)
+	ch.mu.Lock()
+	ch.result.CutAt = time.Now()
+	ch.mu.Unlock()
 	ch.con.Printf("chaos: broker unreachable for %v (the proxy in front of it refuses connections)", ch.outage)
 	t := time.NewTimer(ch.outage)
 	select {
@@ -140,6 +145,7 @@ func (ch *chaos) run(ctx context.Context, stop <-chan struct{}) {
 	ch.result.Retries = ch.pub.Metrics().RetriesTotal - retries
 	ch.result.FailedBatches = ch.fwd.Stats().Failures - failures
 	ch.result.RecoveredAfter = time.Since(restored)
+	ch.result.RecoveredAt = time.Now()
 	r := ch.result
 	ch.mu.Unlock()
 	ch.con.Printf("chaos: the router forwards again, %v after the restore (during the outage: %d publisher retries, %d failed batches to read again)",

@@ -273,6 +273,7 @@ func runAll(ctx context.Context, con *console, cfg config) (*summary, error) {
 		writersDone <- svc.runWriters(bg, writeCtx.Done(), cfg.Writers, cfg.Customers, cfg.Rate)
 	}()
 	status := func() string { return statusLine(led, chk, fwd, pub, ch) }
+	con.Printf("%s", statusLegend)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	var writeErr error
@@ -313,9 +314,10 @@ writing:
 	}
 	con.EndStatus(status())
 
-	// 8. Stop everything, then judge by what the checker read.
-	fstats, pstats := fwd.Stats(), pub.Metrics()
+	// 8. Stop everything, then judge by what the checker read. The counters are read
+	// once the router has stopped, so they include its last batch.
 	cleanup.run()
+	fstats, pstats := fwd.Stats(), pub.Metrics()
 	s := &summary{
 		Mode:       modeAll,
 		Outbox:     name,
@@ -354,17 +356,25 @@ func requireEmpty(ctx context.Context, db *database, ocfg outbox.Config) error {
 	return nil
 }
 
-// statusLine is the live progress line.
+// statusLegend names the numbers of the status line, printed once before it.
+const statusLegend = "status: router state, written/forwarded/consumed, lag, publisher retries, dead letters"
+
+// statusLine is the live progress line, state first, short enough for an
+// 80-column terminal (see TestStatusLineFits80Columns).
 func statusLine(led *ledger, chk *checker, fwd *router.Forwarder, pub *adapter.Publisher, ch *chaos) string {
 	st := fwd.Stats()
 	written, consumed := led.count.Load(), chk.distinct.Load()
-	lag := max(written-consumed-st.DeadLetters, 0)
-	state := string(st.State)
-	if ch.Result().Cut {
-		state += " (broker cut)"
+	return formatStatus(st.State, ch.Result().Cut, written, st.EventsForwarded, consumed,
+		pub.Metrics().RetriesTotal, st.DeadLetters)
+}
+
+func formatStatus(state router.State, cut bool, written, forwarded, consumed, retries, dead int64) string {
+	s := string(state)
+	if cut {
+		s += " (cut)"
 	}
-	return fmt.Sprintf("written %d  forwarded %d  consumed %d  lag %d  retries %d  dead letters %d  %s",
-		written, st.EventsForwarded, consumed, lag, pub.Metrics().RetriesTotal, st.DeadLetters, state)
+	lag := max(written-consumed-dead, 0)
+	return fmt.Sprintf("%-14s %d/%d/%d  lag %d  retries %d  dead %d", s, written, forwarded, consumed, lag, retries, dead)
 }
 
 // listDeadLetters returns the UUIDs of the outbox's dead letters.

@@ -27,6 +27,7 @@ import (
 )
 
 func main() {
+	zerolog.DurationFieldFormat = zerolog.DurationFormatString // "100ms", not 100
 	cfg, err := parseConfig(os.Args[1:], os.Getenv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return

@@ -154,6 +154,9 @@ func requireVerdict(t *testing.T, s *summary, out *syncbuf.Buffer) {
 	if s.Consumed != s.Committed-1 {
 		t.Errorf("consumed %d of %d committed events, want all but the poison event", s.Consumed, s.Committed)
 	}
+	if s.Forwarded < s.Consumed {
+		t.Errorf("forwarded %d < consumed %d: the router's counters were read before its last batch", s.Forwarded, s.Consumed)
+	}
 	if !strings.Contains(out.String(), "\nverdict: no committed event lost\n") {
 		t.Errorf("output lacks the verdict")
 	}

@@ -47,6 +47,11 @@ type summary struct {
 // latency is the distribution of commit-to-consume times.
 type latency struct {
 	P50, P95, P99, Max time.Duration
+	// OutageEvents counts the events in transit during the injected outage (committed
+	// before the router recovered, read after the broker was cut): they waited for
+	// the broker. P99WithoutOutage is the p99 of the others.
+	OutageEvents     int
+	P99WithoutOutage time.Duration
 }
 
 // OK reports whether the run kept every promise: nothing lost, nothing out of
@@ -64,14 +69,21 @@ func (s *summary) check(commits map[string]commit, r reading, deadLetters []stri
 	s.DeadLetters = deadLetters
 	s.Records, s.Duplicates, s.OrderViolations, s.OrderExamples = r.records, r.duplicates, r.violations, r.examples
 
-	var lat []time.Duration
+	var lat, calm []time.Duration
 	var lastRead time.Time
+	outage := s.Chaos.OutageDone && !s.Chaos.CutAt.IsZero() && !s.Chaos.RecoveredAt.IsZero()
 	for id, c := range commits {
 		readAt, ok := r.seen[id]
 		switch {
 		case ok:
 			s.Consumed++
-			lat = append(lat, max(readAt.Sub(c.at), 0))
+			d := max(readAt.Sub(c.at), 0)
+			lat = append(lat, d)
+			if outage && !c.at.After(s.Chaos.RecoveredAt) && !readAt.Before(s.Chaos.CutAt) {
+				s.Latency.OutageEvents++
+			} else {
+				calm = append(calm, d)
+			}
 			if readAt.After(lastRead) {
 				lastRead = readAt
 			}
@@ -92,7 +104,10 @@ func (s *summary) check(commits map[string]commit, r reading, deadLetters []stri
 		s.Elapsed = lastRead.Sub(writeStart)
 	}
 	slices.Sort(lat)
-	s.Latency = latency{P50: percentile(lat, 0.50), P95: percentile(lat, 0.95), P99: percentile(lat, 0.99), Max: percentile(lat, 1)}
+	slices.Sort(calm)
+	s.Latency.P50, s.Latency.P95 = percentile(lat, 0.50), percentile(lat, 0.95)
+	s.Latency.P99, s.Latency.Max = percentile(lat, 0.99), percentile(lat, 1)
+	s.Latency.P99WithoutOutage = percentile(calm, 0.99)
 
 	if s.Lost > 0 {
 		s.Failures = append(s.Failures, fmt.Sprintf("LOST %d EVENTS", s.Lost))
@@ -155,8 +170,10 @@ func (s *summary) print(con *console) {
 		{"latency p50", round(s.Latency.P50), "commit to first read"},
 		{"latency p95", round(s.Latency.P95), ""},
 		{"latency p99", round(s.Latency.P99), fmt.Sprintf("max %s", round(s.Latency.Max))},
+		outageNote(s),
 		{"retries", fmt.Sprint(s.Retries), retriesNote},
 	}
+	rows = slices.DeleteFunc(rows, func(r [3]string) bool { return r == [3]string{} })
 	if s.Failed > 0 {
 		rows = slices.Insert(rows, 2, [3]string{"failed", fmt.Sprint(s.Failed), "transactions that failed (database errors)"})
 	}
@@ -177,6 +194,20 @@ func (s *summary) print(con *console) {
 	for _, f := range s.Failures {
 		con.Println("verdict: " + f)
 	}
+}
+
+// outageNote explains a p99 raised by the injected outage: the events in transit
+// while the broker was cut waited for it. It is empty when the outage does not
+// account for the p99.
+func outageNote(s *summary) [3]string {
+	l := s.Latency
+	if l.OutageEvents == 0 || l.P99 <= 2*l.P99WithoutOutage {
+		return [3]string{}
+	}
+	share := 100 * float64(l.OutageEvents) / float64(max(s.Consumed, 1))
+	return [3]string{"  without outage", round(l.P99WithoutOutage),
+		fmt.Sprintf("p99 of the rest: the %d events (%.1f%%) in transit from the injected cut to the recovery (%v) waited for the broker",
+			l.OutageEvents, share, s.Chaos.RecoveredAt.Sub(s.Chaos.CutAt).Round(100*time.Millisecond))}
 }
 
 // round formats d with a precision that suits its size.
