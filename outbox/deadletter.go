@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,7 +25,10 @@ type DeadLetter struct {
 	Key       string
 	Payload   []byte
 	Metadata  map[string]string // user metadata only
-	Reason    string            // the error text
+	// RawMetadata is the metadata as the malformed row held it (see
+	// ErrMalformedEvent), nil for the dead letter of a well-formed event.
+	RawMetadata []byte
+	Reason      string // the error text
 	Class     string
 	Attempts  int
 	CreatedAt time.Time // when the event was first written to the outbox
@@ -149,24 +153,58 @@ func selectDeadLetters(ctx context.Context, q querier, cfg Config, f Filter, for
 		d.UUID = string(uuidRaw)
 		d.Payload = payload
 		d.CreatedAt, d.FailedAt = created.t, failed.t
-		if len(md) > 0 {
-			if err := json.Unmarshal(md, &d.Metadata); err != nil {
-				return nil, fmt.Errorf("dead letter %d: metadata: %w", d.ID, err)
-			}
-		}
-		if d.Metadata == nil {
-			d.Metadata = map[string]string{}
-		}
+		restore(&d, md)
 		out = append(out, d)
 	}
 	return out, rows.Err()
+}
+
+// restore fills d's metadata from the stored column md, and puts back the original
+// topic, key and metadata of a dead letter stored in safe form (see
+// Batch.DeadLetter). Metadata that is not a JSON object of strings (a malformed
+// row's) is kept in RawMetadata.
+func restore(d *DeadLetter, md []byte) {
+	d.Metadata = map[string]string{}
+	if md == nil {
+		return
+	}
+	if err := json.Unmarshal(md, &d.Metadata); err != nil {
+		d.Metadata = map[string]string{}
+		d.RawMetadata = md
+		return
+	}
+	if v, ok := d.Metadata[DeadLetterTopicBase64]; ok {
+		if b, err := base64.StdEncoding.DecodeString(v); err == nil {
+			d.Topic = string(b)
+			delete(d.Metadata, DeadLetterTopicBase64)
+		}
+	}
+	if v, ok := d.Metadata[DeadLetterKeyBase64]; ok {
+		if b, err := base64.StdEncoding.DecodeString(v); err == nil {
+			d.Key = string(b)
+			delete(d.Metadata, DeadLetterKeyBase64)
+		}
+	}
+	if v, ok := d.Metadata[DeadLetterMetadataBase64]; ok {
+		if b, err := base64.StdEncoding.DecodeString(v); err == nil {
+			delete(d.Metadata, DeadLetterMetadataBase64)
+			var orig map[string]string
+			if json.Unmarshal(b, &orig) == nil && d.RawMetadata == nil {
+				d.Metadata = orig
+			} else {
+				d.RawMetadata = b
+			}
+		}
+	}
 }
 
 // Replay puts the dead letters selected by f back into the outbox and deletes them
 // from the dead letters table, in one transaction: each becomes a new event with
 // the same UUID, topic, key, payload and metadata, written through NewPublisher, so
 // it is read after every event already pending. It returns how many were replayed.
-// f needs a criterion or All.
+// f needs a criterion or All. Dead letters of malformed rows (RawMetadata set, or no
+// valid topic) are left in place: replayed, they would only be set aside again; fix
+// them with SQL or Purge them.
 func Replay(ctx context.Context, db *sql.DB, cfg Config, f Filter) (n int, err error) {
 	cfg, err = cfg.normalize()
 	if err != nil {
@@ -198,8 +236,12 @@ func Replay(ctx context.Context, db *sql.DB, cfg Config, f Filter) (n int, err e
 	if err != nil {
 		return 0, fmt.Errorf("outbox: Replay: %w", err)
 	}
-	ids := make([]int64, len(dls))
-	for i, d := range dls {
+	ids := make([]int64, 0, len(dls))
+	for _, d := range dls {
+		if d.RawMetadata != nil || checkTopic(d.Topic) != nil {
+			// A malformed row: published again it would only come back here.
+			continue
+		}
 		msg := message.NewMessage(d.UUID, d.Payload)
 		for k, v := range d.Metadata {
 			msg.Metadata[k] = v
@@ -209,7 +251,10 @@ func Replay(ctx context.Context, db *sql.DB, cfg Config, f Filter) (n int, err e
 		if err := pub.Publish(d.Topic, msg); err != nil {
 			return 0, fmt.Errorf("outbox: Replay: dead letter %d: %w", d.ID, err)
 		}
-		ids[i] = d.ID
+		ids = append(ids, d.ID)
+	}
+	if len(ids) == 0 {
+		return 0, tx.Commit()
 	}
 	if _, err := deleteDeadLetters(ctx, tx, cfg, ids); err != nil {
 		return 0, fmt.Errorf("outbox: Replay: %w", err)
@@ -217,7 +262,7 @@ func Replay(ctx context.Context, db *sql.DB, cfg Config, f Filter) (n int, err e
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("outbox: Replay: %w", err)
 	}
-	return len(dls), nil
+	return len(ids), nil
 }
 
 // Purge deletes the dead letters selected by f for good and returns how many. f

@@ -31,3 +31,10 @@ var (
 	// invalid; the message names the field.
 	ErrInvalidFilter = errors.New("outbox: invalid filter")
 )
+
+// ErrMalformedEvent is wrapped by Event.Err when a row of the events table could not
+// be turned into an event: its metadata is NULL, not a JSON object, holds a value
+// that is not a string, or names no valid Kafka topic. The message names the row
+// (uuid and offset) and what is wrong. Such an event is set aside with
+// Batch.DeadLetter, never published.
+var ErrMalformedEvent = errors.New("outbox: malformed event row")

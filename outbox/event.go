@@ -65,6 +65,14 @@ type Event struct {
 	Trace TraceContext
 	// CreatedAt is when the event was written, by the database clock.
 	CreatedAt time.Time
+	// Err is set, wrapping ErrMalformedEvent, when the row could not be decoded (it
+	// was not written by NewPublisher: metadata NULL, not a JSON object of strings,
+	// no valid topic). Such an event must not be published: set it aside with
+	// Batch.DeadLetter. Topic, Key and Metadata then hold what could be recovered.
+	Err error
+	// RawMetadata is the metadata column as stored, nil when it was NULL; set only
+	// when Err is.
+	RawMetadata []byte
 }
 
 // Message returns a new Watermill message with the event's UUID, payload and user

@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -160,11 +161,7 @@ func (r *Reader) readMySQL(ctx context.Context, tx *sql.Tx, limit int) ([]Event,
 		if err := row.scan(rows, &seq); err != nil {
 			return nil, err
 		}
-		ev, err := row.event(Position{seq: seq, offset: row.offset})
-		if err != nil {
-			return nil, err
-		}
-		events = append(events, ev)
+		events = append(events, row.event(Position{seq: seq, offset: row.offset}))
 	}
 	return events, rows.Err()
 }
@@ -306,6 +303,16 @@ func (b *Batch) find(p Position) int {
 // names the kind of failure (such as "permanent"; "" stores "unknown"; at most 64
 // bytes); attempts is how many deliveries were tried. The payload is stored but
 // never logged. Commit must then cover ev (upTo at or after ev.Position).
+//
+// The event is stored as read: topic, key, payload and metadata (the column as
+// stored for a malformed row, see Event.Err). When the database refuses that (a
+// topic longer than the column, a NUL or invalid UTF-8 in a text column, metadata
+// that is not valid JSON for it), the insert is undone to a savepoint and the event
+// is stored in a safe form: the text columns cleaned, and the original topic, key
+// and metadata kept in base64 under the metadata keys DeadLetterTopicBase64,
+// DeadLetterKeyBase64 and DeadLetterMetadataBase64, from which List restores them.
+// The error of a failed DeadLetter names the event (uuid and offset); the batch
+// stays usable, so the progress before the event can still be committed.
 func (b *Batch) DeadLetter(ctx context.Context, ev Event, reason error, class string, attempts int) error {
 	if reason == nil {
 		return errors.New("outbox: DeadLetter: reason is nil")
@@ -329,11 +336,39 @@ func (b *Batch) DeadLetter(ctx context.Context, ev Event, reason error, class st
 		return fmt.Errorf("outbox: DeadLetter: event %s at %v: %w", ev.UUID, ev.Position, ErrPositionNotInBatch)
 	}
 	stored := b.events[i] // the event as read, whatever the caller changed in its copy
-	md, err := json.Marshal(stored.Metadata)
+	dl := asStored(stored, reason)
+	err := b.insertDeadLetter(ctx, dl, class, attempts)
 	if err != nil {
-		return fmt.Errorf("outbox: DeadLetter: metadata: %w", err)
+		first := err
+		dl = safeForm(stored, reason)
+		if err = b.insertDeadLetter(ctx, dl, class, attempts); err != nil {
+			return fmt.Errorf("outbox: DeadLetter: event uuid %q offset %d: as stored: %v; in safe form: %w",
+				stored.UUID, stored.Position.offset, first, err)
+		}
 	}
+	if stored.Position.Compare(b.deadLast) > 0 {
+		b.deadLast = stored.Position
+	}
+	return nil
+}
+
+// deadLetterRow is what DeadLetter inserts.
+type deadLetterRow struct {
+	uuid, topic, key string
+	payload          []byte
+	metadata         any // string, or nil for NULL
+	reason           string
+	created          time.Time
+}
+
+// insertDeadLetter inserts dl inside a savepoint, which it rolls back to on failure
+// so that the batch's transaction stays usable (PostgreSQL aborts a transaction at
+// its first failed statement otherwise).
+func (b *Batch) insertDeadLetter(ctx context.Context, dl deadLetterRow, class string, attempts int) error {
 	cfg := b.r.cfg
+	if _, err := b.tx.ExecContext(ctx, "SAVEPOINT millrace_dead_letter"); err != nil {
+		return err
+	}
 	ph := make([]string, 9)
 	for j := range ph {
 		ph[j] = cfg.placeholder(j + 1)
@@ -341,14 +376,83 @@ func (b *Batch) DeadLetter(ctx context.Context, ev Event, reason error, class st
 	q := "INSERT INTO " + cfg.deadLettersTable() +
 		" (uuid, topic, partition_key, payload, metadata, reason, class, attempts, created_at) VALUES (" +
 		strings.Join(ph, ", ") + ")"
-	if _, err := b.tx.ExecContext(ctx, q, stored.UUID, stored.Topic, stored.Key, stored.Payload, string(md),
-		truncateUTF8(reason.Error(), maxReasonBytes), class, attempts, stored.CreatedAt); err != nil {
-		return fmt.Errorf("outbox: DeadLetter: event %s: %w", stored.UUID, err)
+	_, err := b.tx.ExecContext(ctx, q, dl.uuid, dl.topic, dl.key, dl.payload, dl.metadata, dl.reason, class, attempts, dl.created)
+	if err != nil {
+		if _, rerr := b.tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT millrace_dead_letter"); rerr != nil {
+			return errors.Join(err, fmt.Errorf("roll back to savepoint: %w", rerr))
+		}
+		return err
 	}
-	if stored.Position.Compare(b.deadLast) > 0 {
-		b.deadLast = stored.Position
+	_, err = b.tx.ExecContext(ctx, "RELEASE SAVEPOINT millrace_dead_letter")
+	return err
+}
+
+// asStored is the dead letter of ev as read.
+func asStored(ev Event, reason error) deadLetterRow {
+	dl := deadLetterRow{uuid: ev.UUID, topic: ev.Topic, key: ev.Key, payload: ev.Payload,
+		reason: cleanText(truncateUTF8(reason.Error(), maxReasonBytes)), created: ev.CreatedAt}
+	if ev.Err != nil {
+		if ev.RawMetadata != nil {
+			dl.metadata = string(ev.RawMetadata)
+		}
+	} else {
+		md, _ := json.Marshal(ev.Metadata) // a map of strings always marshals
+		dl.metadata = string(md)
 	}
-	return nil
+	return dl
+}
+
+// Metadata keys of a dead letter stored in safe form: the original values, base64
+// (standard encoding) of their bytes. List restores them.
+const (
+	DeadLetterTopicBase64    = ReservedPrefix + "dead_letter_topic_base64"
+	DeadLetterKeyBase64      = ReservedPrefix + "dead_letter_key_base64"
+	DeadLetterMetadataBase64 = ReservedPrefix + "dead_letter_metadata_base64"
+)
+
+// safeForm is the dead letter of ev with every text column cleaned (valid UTF-8,
+// no NUL, the topic cut to 249 characters) and the originals kept in metadata.
+func safeForm(ev Event, reason error) deadLetterRow {
+	md := map[string]string{}
+	if ev.Err == nil {
+		for k, v := range ev.Metadata {
+			if cleanText(k) == k && cleanText(v) == v {
+				md[k] = v
+			}
+		}
+	}
+	if ev.Err != nil || len(md) != len(ev.Metadata) {
+		raw := ev.RawMetadata
+		if ev.Err == nil {
+			raw, _ = json.Marshal(ev.Metadata)
+		}
+		if raw != nil {
+			md[DeadLetterMetadataBase64] = base64.StdEncoding.EncodeToString(raw)
+		}
+	}
+	topic := cleanText(ev.Topic)
+	if n := utf8.RuneCountInString(topic); n > 249 {
+		topic = string([]rune(topic)[:249])
+	}
+	if topic != ev.Topic {
+		md[DeadLetterTopicBase64] = base64.StdEncoding.EncodeToString([]byte(ev.Topic))
+	}
+	key := cleanText(ev.Key)
+	if key != ev.Key {
+		md[DeadLetterKeyBase64] = base64.StdEncoding.EncodeToString([]byte(ev.Key))
+	}
+	b, _ := json.Marshal(md)
+	return deadLetterRow{uuid: cleanText(ev.UUID), topic: topic, key: key, payload: ev.Payload, metadata: string(b),
+		reason: cleanText(truncateUTF8(reason.Error(), maxReasonBytes)) + " (stored in safe form: the original topic, key and metadata are in the " +
+			ReservedPrefix + "dead_letter_*_base64 metadata keys)",
+		created: ev.CreatedAt}
+}
+
+// cleanText makes s storable in any text column: invalid UTF-8 becomes U+FFFD and
+// NUL becomes U+FFFD too.
+func cleanText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
 }
 
 // Commit records upTo as the consumer group's acked position and commits the batch

@@ -127,11 +127,7 @@ ORDER BY "offset" LIMIT $5`, d.pos, d.hi, d.cur, d.done, limit)
 		if err := row.scan(rows); err != nil {
 			return nil, err
 		}
-		ev, err := row.event(Position{delta: d.seq, offset: row.offset})
-		if err != nil {
-			return nil, err
-		}
-		events = append(events, ev)
+		events = append(events, row.event(Position{delta: d.seq, offset: row.offset}))
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

@@ -281,7 +281,7 @@ func (f *Forwarder) runBatch(ctx context.Context) (_ int, class adapter.Class, e
 	ctx, span := f.startBatchSpan(ctx, events) // see trace.go
 	defer func() { span.end(class, err) }()
 	start := time.Now()
-	res := f.publish(ctx, events)
+	res := f.publishWellFormed(ctx, batch, events)
 
 	// Progress covers the longest prefix of events that were published or are to be
 	// dead-lettered; what follows is read and sent again by the next batch.
@@ -294,9 +294,11 @@ func (f *Forwarder) runBatch(ctx context.Context) (_ int, class adapter.Class, e
 	}
 	dead := 0
 	for i := 0; i <= upTo; i++ {
-		if p := res.permanent[i]; p != nil {
+		if p := res.permanent[i]; p != nil && p.stored {
+			dead++
+		} else if p != nil {
 			if err := batch.DeadLetter(ctx, events[i], p.Err, p.Class.String(), p.attempts); err != nil {
-				return len(events), adapter.Retriable, fmt.Errorf("store dead letter: %w", err)
+				return len(events), adapter.Retriable, f.keepProgress(ctx, batch, events, res, i, dead, fmt.Errorf("store dead letter: %w", err))
 			}
 			dead++
 			f.log.Error().Str("event_uuid", events[i].UUID).Str("topic", events[i].Topic).
@@ -337,6 +339,7 @@ func (f *Forwarder) runBatch(ctx context.Context) (_ int, class adapter.Class, e
 type failure struct {
 	adapter.FailedMessage
 	attempts int
+	stored   bool // already stored as a dead letter (a malformed event)
 }
 
 type publishResult struct {
