@@ -19,20 +19,20 @@ const DefaultFilterLimit = 1000
 
 // DeadLetter is an event that was set aside by Batch.DeadLetter.
 type DeadLetter struct {
-	ID        int64
-	UUID      string
-	Topic     string
-	Key       string
-	Payload   []byte
-	Metadata  map[string]string // user metadata only
+	ID       int64
+	UUID     string
+	Topic    string
+	Key      string
+	Payload  []byte
+	Metadata map[string]string // user metadata only
 	// RawMetadata is the metadata as the malformed row held it (see
 	// ErrMalformedEvent), nil for the dead letter of a well-formed event.
 	RawMetadata []byte
 	Reason      string // the error text
-	Class     string
-	Attempts  int
-	CreatedAt time.Time // when the event was first written to the outbox
-	FailedAt  time.Time // when it was set aside, by the database clock
+	Class       string
+	Attempts    int
+	CreatedAt   time.Time // when the event was first written to the outbox
+	FailedAt    time.Time // when it was set aside, by the database clock
 }
 
 // Filter selects dead letters. Criteria combine with AND; the zero Filter selects
