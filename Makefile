@@ -24,7 +24,7 @@ test-full: vet
 ## fuzz: run each fuzz target of FUZZ_TARGETS (package:FuzzName) for FUZZTIME
 ## (default 5m) in turn; findings land in the package's testdata/fuzz, whose seeds
 ## `make test` runs. FUZZFLAGS adds flags, e.g. FUZZFLAGS=-parallel=2.
-FUZZ_TARGETS ?= ./internal/redact:FuzzRedactDSN
+FUZZ_TARGETS ?= ./internal/redact:FuzzRedactDSN ./outbox:FuzzRawRow
 FUZZTIME     ?= 5m
 FUZZFLAGS    ?=
 fuzz:

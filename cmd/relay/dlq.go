@@ -8,14 +8,16 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/millrace/millrace/outbox"
 )
 
 const dlqHelp = `
-Dead letters are events that Kafka refused for good (too large, invalid), set aside
-with the reason so that the events behind them keep flowing.
+Dead letters are events that Kafka refused for good (too large, invalid) and
+outbox rows that are not decodable events (class malformed), set aside with the
+reason so that the events behind them keep flowing.
 
   relay dlq list    [filters] [--json] [--show-payload]
   relay dlq replay  [filters] [--yes]   put them back into the outbox (same UUID,
@@ -209,6 +211,7 @@ type deadLetterJSON struct {
 	Reason        string            `json:"reason"`
 	PayloadBytes  int               `json:"payload_bytes"`
 	Metadata      map[string]string `json:"metadata,omitempty"`
+	RawMetadata   *string           `json:"raw_metadata,omitempty"` // a malformed row's metadata as stored
 	CreatedAt     time.Time         `json:"created_at"`
 	FailedAt      time.Time         `json:"failed_at"`
 	Payload       *string           `json:"payload,omitempty"`        // with --show-payload, valid UTF-8
@@ -225,6 +228,10 @@ func (a *app) printDeadLetters(dls []outbox.DeadLetter, d dlqFlags) int {
 			}
 			if len(dl.Metadata) > 0 {
 				j.Metadata = dl.Metadata
+			}
+			if dl.RawMetadata != nil {
+				raw := string(dl.RawMetadata)
+				j.RawMetadata = &raw
 			}
 			if d.showPayload {
 				if utf8.Valid(dl.Payload) {
@@ -250,7 +257,7 @@ func (a *app) printDeadLetters(dls []outbox.DeadLetter, d dlqFlags) int {
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tUUID\tTOPIC\tKEY\tCLASS\tATTEMPTS\tBYTES\tFAILED AT\tREASON")
 	for _, dl := range dls {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", dl.ID, dl.UUID, dl.Topic, orDash(dl.Key), dl.Class,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", dl.ID, dl.UUID, printable(dl.Topic), orDash(printable(dl.Key)), dl.Class,
 			dl.Attempts, len(dl.Payload), dl.FailedAt.UTC().Format(time.RFC3339), oneLine(dl.Reason, 100))
 	}
 	_ = tw.Flush()
@@ -282,4 +289,23 @@ func oneLine(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n-1]) + "…"
+}
+
+// printable returns s for a terminal table: as is when it is short printable text,
+// else quoted with Go escapes and cut to 60 bytes (a malformed row's topic or key
+// may hold anything).
+func printable(s string) string {
+	ok := len(s) <= 60 && utf8.ValidString(s)
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			ok = false
+		}
+	}
+	if ok {
+		return s
+	}
+	if len(s) > 60 {
+		return strconv.Quote(strings.ToValidUTF8(s[:60], "")) + "..."
+	}
+	return strconv.Quote(s)
 }
