@@ -124,8 +124,8 @@ VALUES ($1, 'p', '{"_millrace_topic":"t","_millrace_key":"k"}', pg_current_xact_
 }
 
 // A row written by another program with a made-up transaction_id (0, an old id, an
-// id far in the future) is read once its transaction commits, like any other: the
-// trigger stores the writer's real transaction id.
+// id far in the future, or none) is read once its transaction commits, like any
+// other: the trigger stores the writer's real transaction id.
 func TestPostgresForeignRowWithBogusTransactionID(t *testing.T) {
 	h := pgHarness(t)
 	r := h.reader(t)
@@ -141,7 +141,11 @@ func TestPostgresForeignRowWithBogusTransactionID(t *testing.T) {
 		h.exec(t, `INSERT INTO `+h.table("")+` (uuid, payload, metadata, transaction_id)
 VALUES ($1, 'x', '{"_millrace_topic":"t"}', $2::text::xid8)`, id, claimed)
 	}
-	if got := uuids(readN(t, r, 10, 3)); !equalStrings(got, ids) {
+	// An INSERT that does not name transaction_id at all.
+	id := watermill.NewUUID()
+	ids = append(ids, id)
+	h.exec(t, `INSERT INTO `+h.table("")+` (uuid, payload, metadata) VALUES ($1, 'x', '{"_millrace_topic":"t"}')`, id)
+	if got := uuids(readN(t, r, 10, 4)); !equalStrings(got, ids) {
 		t.Fatalf("read %v, want %v", got, ids)
 	}
 	expectNothing(t, r)

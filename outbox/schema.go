@@ -124,6 +124,8 @@ func postgresSchema(cfg Config) []string {
 	"transaction_id" xid8 NOT NULL,
 	PRIMARY KEY ("transaction_id", "offset")
 )`,
+		// A hand-written INSERT need not name transaction_id (the trigger sets it).
+		`ALTER TABLE ` + cfg.eventsTable() + ` ALTER COLUMN transaction_id SET DEFAULT pg_current_xact_id()`,
 		`CREATE UNIQUE INDEX IF NOT EXISTS ` + cfg.quote(cfg.Name+"_offset_idx") + ` ON ` + cfg.eventsTable() + ` ("offset")`,
 		`CREATE OR REPLACE FUNCTION ` + fn + `() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
