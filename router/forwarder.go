@@ -61,7 +61,11 @@ type Forwarder struct {
 	backlogErr   error
 	running      bool
 	inBatch      bool
-	waitingLock  bool // in reader.Begin: see runBatch
+	waitingLock  bool      // in reader.Begin: see runBatch
+	lead         *leader   // used by Run's goroutine only
+	active       bool      // holds the group's leadership lock (leader.go)
+	activeSince  time.Time // when it took it
+	holder       *LockHolder
 	closed       bool
 	cancel       context.CancelFunc // cancels the running Run
 	done         chan struct{}      // closed when the running Run returns
@@ -80,6 +84,7 @@ func NewForwarder(cfg Config) (*Forwarder, error) {
 	}
 	f := &Forwarder{cfg: cfg, reader: reader, state: StateStarting, log: zerolog.Nop()}
 	f.cfg.Outbox = reader.Config()
+	f.lead = newLeader(cfg.DB, f.cfg.Outbox)
 	if cfg.Logger != nil {
 		f.log = cfg.Logger.With().Str("component", "router").Str("outbox", f.cfg.Outbox.Name).Logger()
 	}
@@ -128,6 +133,8 @@ func (f *Forwarder) Run(ctx context.Context) error {
 			Int64("dead_letters", f.deadLetters.Load()).Msg("forwarder stopped")
 	}()
 
+	defer f.stepDown()
+
 	var notify <-chan struct{}
 	if f.cfg.Outbox.Dialect == outbox.Postgres && !f.cfg.DisableNotify {
 		ch, err := outbox.Listen(ctx, f.cfg.DB, f.cfg.Outbox)
@@ -152,6 +159,12 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	retryWait := f.cfg.RetryInitial
 	var recheck time.Duration // see idle
 	for {
+		if !f.leading(ctx, &retryWait) {
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue
+		}
 		if !f.enterBatch(ctx) {
 			return nil
 		}

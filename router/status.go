@@ -28,6 +28,14 @@ type Stats struct {
 	Failures int64
 	// Backlog is the outbox's backlog as last read (every StatsInterval).
 	Backlog outbox.Stats
+	// Active reports whether this forwarder holds the consumer group's lock: it
+	// forwards, while the others stand by (State is StateStandby). ActiveSince is
+	// when it took the lock.
+	Active      bool
+	ActiveSince time.Time
+	// Holder is the forwarder holding the group's lock as last read (every
+	// StatsInterval): this one when Active, nil when none holds it.
+	Holder *LockHolder
 }
 
 // Stats returns a snapshot of the forwarder's counters and of the backlog as last
@@ -43,6 +51,9 @@ func (f *Forwarder) Stats() Stats {
 		DeadLetters:     f.deadLetters.Load(),
 		Failures:        f.failures.Load(),
 		Backlog:         f.backlog,
+		Active:          f.active,
+		ActiveSince:     f.activeSince,
+		Holder:          f.holder,
 	}
 	if f.lastErr != nil {
 		s.LastError = f.lastErr.Error()
@@ -112,12 +123,22 @@ func (f *Forwarder) statsLoop(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		holder, herr := ReadLockHolder(ctx, f.cfg.DB, f.cfg.Outbox)
+		if ctx.Err() != nil {
+			return
+		}
 		f.mu.Lock()
 		f.backlogErr = err
 		if err == nil {
 			f.backlog = st
 		}
+		if herr == nil {
+			f.holder = holder
+		}
 		f.mu.Unlock()
+		if herr != nil {
+			f.log.Debug().Err(herr).Msg("reading the holder of the group lock failed")
+		}
 		if err != nil {
 			f.log.Warn().Err(err).Msg("reading the backlog failed")
 		} else if f.prom != nil {
