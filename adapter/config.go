@@ -58,8 +58,10 @@ type Config struct {
 	// Classifier decides the class of a failure. Defaults to Classify.
 	Classifier func(error) Class
 
-	// Logger receives one event per publish outcome at debug, retries at warn and
-	// final failures at error, never with the payload. nil means no logs.
+	// Logger receives one event per publish outcome at debug, each retried attempt at
+	// warn, and each message given up on at warn, or at error when the failure is
+	// fatal (info when canceled): the caller decides whether a message given up on
+	// is lost, and logs that. Never with the payload. nil means no logs.
 	Logger *zerolog.Logger
 	// Registerer, when set, receives the Prometheus collectors of the publisher (the
 	// Metric* constants name them). Several publishers may share one Registerer: they
@@ -69,7 +71,8 @@ type Config struct {
 	Registerer prometheus.Registerer
 
 	// HealthWindow is the period over which HealthCheck computes the error rate of
-	// attempts. Defaults to 1m.
+	// attempts; only attempts after the last clean one (every message went through)
+	// count. Defaults to 1m.
 	HealthWindow time.Duration
 	// HealthMaxErrorRate is the share of failed attempts in the window, from 0 to 1,
 	// above which HealthCheck reports unhealthy. Defaults to 0.5.

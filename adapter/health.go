@@ -16,10 +16,15 @@ var ErrUnhealthy = errors.New("adapter: publisher unhealthy")
 
 // HealthCheck reports whether the publisher can be expected to publish. It fails
 // after Close (ErrClosed), after a fatal failure until a publish succeeds again, when
-// the share of failed attempts over HealthWindow exceeds HealthMaxErrorRate with at
-// least HealthMinSamples attempts, and when the broker check (Config.BrokerCheck or
-// the inner publisher's Ping) fails within BrokerCheckTimeout. The state recovers by
-// itself: successful publishes clear the fatal state and dilute the error rate.
+// the share of failed attempts exceeds HealthMaxErrorRate with at least
+// HealthMinSamples attempts counted, and when the broker check (Config.BrokerCheck or
+// the inner publisher's Ping) fails within BrokerCheckTimeout.
+//
+// The error rate counts the attempts of the last HealthWindow made since the last
+// clean attempt (one in which every message went through): a clean attempt shows
+// that the publisher works again, so the failures of an outage that has ended stop
+// counting at once. A publisher that keeps failing part of its messages never makes
+// a clean attempt, and its rate counts over the whole window.
 func (p *Publisher) HealthCheck(ctx context.Context) error {
 	if p.Closed() {
 		return ErrClosed
@@ -83,8 +88,8 @@ func HealthHandler(check func(context.Context) error) http.Handler {
 // healthBuckets is the number of buckets of the error-rate window.
 const healthBuckets = 10
 
-// health keeps the outcomes of recent attempts in a ring of time buckets, and the
-// last fatal failure until a success clears it.
+// health keeps the outcomes of recent attempts in a ring of time buckets, emptied
+// by a clean attempt, and the last fatal failure until a success clears it.
 type health struct {
 	mu       sync.Mutex
 	width    time.Duration
@@ -104,6 +109,10 @@ func (h *health) init(window time.Duration) {
 func (h *health) record(now time.Time, ok, fail int) {
 	slot := now.UnixNano() / int64(h.width)
 	h.mu.Lock()
+	if ok > 0 && fail == 0 {
+		// A clean attempt: the failures before it no longer describe the publisher.
+		h.buckets = [healthBuckets]healthBucket{}
+	}
 	b := &h.buckets[slot%healthBuckets]
 	if b.slot != slot {
 		*b = healthBucket{slot: slot}

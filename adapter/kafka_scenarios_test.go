@@ -88,7 +88,7 @@ func TestDecoratorResendsOnlyTheMessagesTheBrokerFailedRetriably(t *testing.T) {
 	if fault.Hits() != 1 {
 		t.Fatalf("the retriable fault answered %d times, want 1", fault.Hits())
 	}
-	if m := p.Metrics(); m.RetriesTotal != 1 || m.MessagesPublished != 2 || m.Failed(adapter.Permanent) != 1 {
+	if m := p.Metrics(); m.RetriesTotal != 1 || m.MessagesPublished != 2 || m.GivenUp(adapter.Permanent) != 1 {
 		t.Fatalf("metrics = %+v, want exactly one resend (the flaky message), 2 published, 1 permanent", m)
 	}
 	recs := c.ConsumeAll(t, topic, time.Second)

@@ -8,9 +8,24 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// maxLoggedFailures caps the error events logged for one failed batch; the rest are
+// maxLoggedFailures caps the events logged for one failed batch; the rest are
 // summed up in a last event.
 const maxLoggedFailures = 10
+
+// failureLevel is the level of the log event of a message given up on. Only a fatal
+// failure is an error here: a retriable one is sent again by a caller such as the
+// relay, a permanent one is the caller's to set aside (the relay logs its dead
+// letter at error), and a canceled one was abandoned on purpose.
+func failureLevel(c Class) zerolog.Level {
+	switch c {
+	case Fatal:
+		return zerolog.ErrorLevel
+	case Canceled:
+		return zerolog.InfoLevel
+	default:
+		return zerolog.WarnLevel
+	}
+}
 
 // payloadSize sums the payload sizes of msgs. Only sizes are logged, never payloads.
 func payloadSize(msgs []*message.Message) int {
@@ -46,23 +61,26 @@ func (p *Publisher) logRetry(topic string, msgs []*message.Message, retry []Fail
 	if len(retry) == 1 {
 		ev = ev.Str("message_uuid", retry[0].UUID).Int("size", len(msgs[retry[0].Index].Payload))
 	}
-	ev.Msg("publish failed, retrying")
+	ev.Msg("publish attempt failed, retrying")
 }
 
 func (p *Publisher) logFailure(topic string, msgs []*message.Message, attempts int, failed []FailedMessage, elapsed time.Duration) {
+	worst := zerolog.InfoLevel
 	for i, f := range failed {
 		if i == maxLoggedFailures {
-			p.log.Error().Str("topic", topic).Int("more_failed", len(failed)-i).
-				Msg("publish failed for more messages")
+			p.log.WithLevel(worst).Str("topic", topic).Int("more_given_up", len(failed)-i).
+				Msg("publish gave up on more messages")
 			return
 		}
+		lvl := failureLevel(f.Class)
+		worst = max(worst, lvl)
 		size := 0
 		if m := msgs[f.Index]; m != nil {
 			size = len(m.Payload)
 		}
-		p.log.Error().Str("topic", topic).Str("message_uuid", f.UUID).Int("attempts", attempts).
+		p.log.WithLevel(lvl).Str("topic", topic).Str("message_uuid", f.UUID).Int("attempts", attempts).
 			Dur("duration", elapsed).Int("size", size).Str("class", f.Class.String()).Err(f.Err).
-			Msg("publish failed")
+			Msg("publish gave up on a message")
 	}
 }
 

@@ -10,13 +10,25 @@ import (
 )
 
 // Metrics is a snapshot of a Publisher's counters since it was created.
+//
+// Two counters count failures, and only one of them counts messages: an attempt
+// that fails and is retried successfully adds to AttemptFailures and RetriesTotal,
+// never to MessagesGivenUp. MessagesGivenUp counts the messages a Publish call
+// returned as failed; whether they are lost is the caller's decision (the relay
+// sends retriable ones again in its next batch and stores permanent ones as dead
+// letters).
 type Metrics struct {
 	// MessagesPublished counts messages written by the inner publisher.
 	MessagesPublished int64
-	// MessagesFailed counts messages that Publish finally gave up on, of all classes.
-	MessagesFailed int64
-	// FailedByClass splits MessagesFailed by class, indexed by Class.
-	FailedByClass [numClasses]int64
+	// MessagesGivenUp counts messages that a Publish call gave up on and returned in
+	// its error, of all classes: retries exhausted or budget spent (retriable),
+	// rejected (permanent), fatal, or canceled.
+	MessagesGivenUp int64
+	// GivenUpByClass splits MessagesGivenUp by class, indexed by Class.
+	GivenUpByClass [numClasses]int64
+	// AttemptFailures counts failed attempts of one message, retried or not: a
+	// message tried three times before it went through counts 2 here.
+	AttemptFailures int64
 	// RetriesTotal counts messages sent again after a retriable failure.
 	RetriesTotal int64
 	// PublishCalls counts completed Publish calls.
@@ -28,25 +40,26 @@ type Metrics struct {
 	InFlight int64
 }
 
-// Failed returns the number of messages that finally failed with class c.
-func (m Metrics) Failed(c Class) int64 {
-	if int(c) >= len(m.FailedByClass) {
+// GivenUp returns the number of messages given up on with class c.
+func (m Metrics) GivenUp(c Class) int64 {
+	if int(c) >= len(m.GivenUpByClass) {
 		return 0
 	}
-	return m.FailedByClass[c]
+	return m.GivenUpByClass[c]
 }
 
 // Metrics returns a snapshot of the publisher's counters.
 func (p *Publisher) Metrics() Metrics {
 	m := Metrics{
 		MessagesPublished: p.stats.published.Load(),
+		AttemptFailures:   p.stats.attemptFailures.Load(),
 		RetriesTotal:      p.stats.retries.Load(),
 		PublishCalls:      p.stats.calls.Load(),
 		InFlight:          p.stats.inFlight.Load(),
 	}
-	for c := range m.FailedByClass {
-		m.FailedByClass[c] = p.stats.failed[c].Load()
-		m.MessagesFailed += m.FailedByClass[c]
+	for c := range m.GivenUpByClass {
+		m.GivenUpByClass[c] = p.stats.givenUp[c].Load()
+		m.MessagesGivenUp += m.GivenUpByClass[c]
 	}
 	if m.PublishCalls > 0 {
 		m.AvgPublishTime = time.Duration(p.stats.durationNanos.Load() / m.PublishCalls)
@@ -56,12 +69,13 @@ func (p *Publisher) Metrics() Metrics {
 
 // stats holds the counters behind Metrics.
 type stats struct {
-	published     atomic.Int64
-	failed        [numClasses]atomic.Int64
-	retries       atomic.Int64
-	calls         atomic.Int64
-	durationNanos atomic.Int64
-	inFlight      atomic.Int64
+	published       atomic.Int64
+	givenUp         [numClasses]atomic.Int64
+	attemptFailures atomic.Int64
+	retries         atomic.Int64
+	calls           atomic.Int64
+	durationNanos   atomic.Int64
+	inFlight        atomic.Int64
 }
 
 func (s *stats) record(published int, elapsed time.Duration) {
@@ -73,7 +87,8 @@ func (s *stats) record(published int, elapsed time.Duration) {
 // Prometheus metric names exported by a Publisher with a Registerer.
 const (
 	MetricPublished       = "millrace_publisher_messages_published_total"
-	MetricFailed          = "millrace_publisher_messages_failed_total"
+	MetricGivenUp         = "millrace_publisher_messages_given_up_total"
+	MetricAttemptFailures = "millrace_publisher_attempt_failures_total"
 	MetricRetries         = "millrace_publisher_retries_total"
 	MetricPublishDuration = "millrace_publisher_publish_duration_seconds"
 	MetricInFlight        = "millrace_publisher_in_flight"
@@ -83,7 +98,8 @@ const (
 // each topic cached so the hot path does no label lookup.
 type promMetrics struct {
 	published *prometheus.CounterVec
-	failedVec *prometheus.CounterVec
+	givenUp   *prometheus.CounterVec
+	attempts  *prometheus.CounterVec // failed attempts
 	retried   *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	inFlight  *prometheus.GaugeVec
@@ -96,7 +112,8 @@ type topicMetrics struct {
 	retries   prometheus.Counter
 	duration  prometheus.Observer
 	inFlight  prometheus.Gauge
-	failed    [numClasses]prometheus.Counter
+	givenUp   [numClasses]prometheus.Counter
+	attempts  [numClasses]prometheus.Counter
 }
 
 func newPromMetrics(reg prometheus.Registerer) (*promMetrics, error) {
@@ -104,8 +121,13 @@ func newPromMetrics(reg prometheus.Registerer) (*promMetrics, error) {
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricPublished, Help: "Messages written by the inner publisher.",
 		}, []string{"topic"}),
-		failedVec: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: MetricFailed, Help: "Messages that Publish finally gave up on, by failure class.",
+		givenUp: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricGivenUp,
+			Help: "Messages a Publish call gave up on and returned as failed, by class; the caller decides whether they are lost (the relay sends retriable ones again and stores permanent ones as dead letters).",
+		}, []string{"topic", "class"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: MetricAttemptFailures,
+			Help: "Failed attempts of one message, retried or not, by class; a retry that succeeds loses nothing.",
 		}, []string{"topic", "class"}),
 		retried: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricRetries, Help: "Messages sent again after a retriable failure.",
@@ -123,7 +145,10 @@ func newPromMetrics(reg prometheus.Registerer) (*promMetrics, error) {
 	if m.published, err = register(reg, m.published); err != nil {
 		return nil, err
 	}
-	if m.failedVec, err = register(reg, m.failedVec); err != nil {
+	if m.givenUp, err = register(reg, m.givenUp); err != nil {
+		return nil, err
+	}
+	if m.attempts, err = register(reg, m.attempts); err != nil {
 		return nil, err
 	}
 	if m.retried, err = register(reg, m.retried); err != nil {
@@ -163,8 +188,9 @@ func (m *promMetrics) topic(topic string) *topicMetrics {
 		duration:  m.duration.WithLabelValues(topic),
 		inFlight:  m.inFlight.WithLabelValues(topic),
 	}
-	for c := range t.failed {
-		t.failed[c] = m.failedVec.WithLabelValues(topic, Class(c).String())
+	for c := range t.givenUp {
+		t.givenUp[c] = m.givenUp.WithLabelValues(topic, Class(c).String())
+		t.attempts[c] = m.attempts.WithLabelValues(topic, Class(c).String())
 	}
 	actual, _ := m.topics.LoadOrStore(topic, t)
 	return actual.(*topicMetrics)
@@ -181,4 +207,8 @@ func (m *promMetrics) end(topic string, published int, elapsed time.Duration) {
 
 func (m *promMetrics) retries(topic string, n int) { m.topic(topic).retries.Add(float64(n)) }
 
-func (m *promMetrics) failed(topic string, c Class) { m.topic(topic).failed[c].Inc() }
+func (m *promMetrics) gaveUp(topic string, c Class) { m.topic(topic).givenUp[c].Inc() }
+
+func (m *promMetrics) attemptFailed(topic string, c Class, n int) {
+	m.topic(topic).attempts[c].Add(float64(n))
+}

@@ -282,6 +282,7 @@ func (p *Publisher) attempt(topic string, msgs []*message.Message, pending []int
 
 	okCount, failCount := len(batch), 0
 	var fatalErr error
+	var byClass [numClasses]int
 	for j, err := range errs {
 		if err == nil {
 			continue
@@ -289,12 +290,25 @@ func (p *Publisher) attempt(topic string, msgs []*message.Message, pending []int
 		okCount--
 		failCount++
 		f := FailedMessage{Index: index(j), UUID: batch[j].UUID, Class: p.cfg.Classifier(err), Err: err}
+		if int(f.Class) < len(byClass) {
+			byClass[f.Class]++
+		}
 		if f.Class == Retriable {
 			retry = append(retry, f)
 		} else {
 			final = append(final, f)
 			if f.Class == Fatal {
 				fatalErr = err
+			}
+		}
+	}
+	if failCount > 0 {
+		p.stats.attemptFailures.Add(int64(failCount))
+		if p.prom != nil {
+			for c, n := range byClass {
+				if n > 0 {
+					p.prom.attemptFailed(topic, Class(c), n)
+				}
 			}
 		}
 	}
@@ -348,9 +362,9 @@ func (p *Publisher) wait(d time.Duration, msgs []*message.Message, pending []Fai
 func (p *Publisher) fail(topic string, msgs []*message.Message, attempts int, failed []FailedMessage, elapsed time.Duration) error {
 	worst := 0
 	for i, f := range failed {
-		p.stats.failed[f.Class].Add(1)
+		p.stats.givenUp[f.Class].Add(1)
 		if p.prom != nil {
-			p.prom.failed(topic, f.Class)
+			p.prom.gaveUp(topic, f.Class)
 		}
 		if severity(f.Class) > severity(failed[worst].Class) {
 			worst = i
@@ -412,7 +426,8 @@ func (p *Publisher) close() error {
 			ev = p.log.Error().Err(err)
 		}
 		ev.Int64("messages_published", m.MessagesPublished).
-			Int64("messages_failed", m.MessagesFailed).
+			Int64("messages_given_up", m.MessagesGivenUp).
+			Int64("attempt_failures", m.AttemptFailures).
 			Int64("retries_total", m.RetriesTotal).
 			Dur("avg_publish_time", m.AvgPublishTime).
 			Msg("publisher closed")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -225,8 +226,19 @@ func TestPublishScenarios(t *testing.T) {
 			if tt.wantErr != nil {
 				wantFailed = 1
 			}
-			if m.MessagesFailed != wantFailed || (tt.wantErr != nil && m.Failed(tt.wantClass) != 1) {
-				t.Errorf("metrics = %+v, want MessagesFailed %d of class %v", m, wantFailed, tt.wantClass)
+			if m.MessagesGivenUp != wantFailed || (tt.wantErr != nil && m.GivenUp(tt.wantClass) != 1) {
+				t.Errorf("metrics = %+v, want MessagesGivenUp %d of class %v", m, wantFailed, tt.wantClass)
+			}
+			// Every attempt but a successful last one failed.
+			wantAttemptFailures := int64(tt.wantCalls)
+			if tt.wantErr == nil {
+				wantAttemptFailures--
+			}
+			if tt.wantErr != nil && tt.wantClass == adapter.Canceled && m.AttemptFailures < wantAttemptFailures {
+				wantAttemptFailures = m.AttemptFailures // canceled during a wait, after the last failed attempt
+			}
+			if m.AttemptFailures != wantAttemptFailures {
+				t.Errorf("AttemptFailures = %d, want %d", m.AttemptFailures, wantAttemptFailures)
 			}
 			if m.PublishCalls != 1 || m.AvgPublishTime <= 0 {
 				t.Errorf("metrics = %+v, want one call with a positive average time", m)
@@ -285,7 +297,7 @@ func TestPublishReturnsPromptlyWhenTheContextIsCanceledDuringBackoff(t *testing.
 	if took > 20*time.Millisecond+30*time.Millisecond {
 		t.Fatalf("Publish returned %v after start, want within a few ms of the cancel at 20ms", took)
 	}
-	if m := p.Metrics(); m.Failed(adapter.Canceled) != 1 {
+	if m := p.Metrics(); m.GivenUp(adapter.Canceled) != 1 {
 		t.Fatalf("metrics = %+v, want one canceled message", m)
 	}
 }
@@ -377,7 +389,7 @@ func TestOnlyTheFailedMessagesOfABatchAreResent(t *testing.T) {
 			t.Errorf("%s written %d times, want once", id, inner.sent[id])
 		}
 	}
-	if m := p.Metrics(); m.MessagesPublished != 3 || m.RetriesTotal != 1 || m.Failed(adapter.Permanent) != 1 {
+	if m := p.Metrics(); m.MessagesPublished != 3 || m.RetriesTotal != 1 || m.GivenUp(adapter.Permanent) != 1 {
 		t.Fatalf("metrics = %+v, want 3 published, 1 retry, 1 permanent failure", m)
 	}
 }
@@ -446,6 +458,48 @@ func TestAHighErrorRateMarksThePublisherUnhealthy(t *testing.T) {
 	_ = p.Publish("orders", msg("md"))
 	if err := p.HealthCheck(ctx); !errors.Is(err, adapter.ErrUnhealthy) || !strings.Contains(err.Error(), "error rate") {
 		t.Fatalf("HealthCheck with 4 of 4 attempts failed = %v, want unhealthy by error rate", err)
+	}
+}
+
+// After an outage, the first clean attempt makes the publisher healthy at once: the
+// failures of the outage stop counting, although they are still in the window. A
+// publisher that keeps failing part of each call stays unhealthy.
+func TestACleanAttemptEndsTheErrorRateOfAnOutage(t *testing.T) {
+	steps := make([]step, 20)
+	for i := range steps {
+		steps[i] = step{all: errRetriable}
+	}
+	inner := newScripted(append(steps, step{})...)
+	cfg := fast()
+	cfg.MaxRetries = -1
+	cfg.HealthWindow = time.Hour // nothing leaves the window during the test
+	p := newPub(t, inner, cfg)
+	ctx := context.Background()
+	for i := range 20 {
+		_ = p.Publish("orders", msg(fmt.Sprint("m", i)))
+	}
+	if err := p.HealthCheck(ctx); !errors.Is(err, adapter.ErrUnhealthy) || !strings.Contains(err.Error(), "20 of 20") {
+		t.Fatalf("HealthCheck during the outage = %v, want unhealthy with 20 of 20 attempts failed", err)
+	}
+	if err := p.Publish("orders", msg("ok")); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.HealthCheck(ctx); err != nil {
+		t.Fatalf("HealthCheck after a clean attempt = %v, want healthy at once", err)
+	}
+
+	// Half of every call fails: no attempt is clean, the rate counts.
+	partial := make([]step, 0, 40)
+	for range 40 {
+		partial = append(partial, step{byUUID: map[string]error{"b": errRetriable}})
+	}
+	cfg.HealthMaxErrorRate = 0.4
+	q := newPub(t, results{newScripted(partial...)}, cfg)
+	for range 10 {
+		_ = q.Publish("orders", msg("a"), msg("b"))
+	}
+	if err := q.HealthCheck(ctx); !errors.Is(err, adapter.ErrUnhealthy) || !strings.Contains(err.Error(), "error rate 50%") {
+		t.Fatalf("HealthCheck with half of each call failing = %v, want unhealthy at 50%%", err)
 	}
 }
 
@@ -646,12 +700,18 @@ func TestPrometheusCountersFollowTheOutcomes(t *testing.T) {
 	_ = p.Publish("orders", msg("m1"), msg("m2"), msg("m3"))
 
 	want := `
-# HELP millrace_publisher_messages_failed_total Messages that Publish finally gave up on, by failure class.
-# TYPE millrace_publisher_messages_failed_total counter
-millrace_publisher_messages_failed_total{class="canceled",topic="orders"} 0
-millrace_publisher_messages_failed_total{class="fatal",topic="orders"} 0
-millrace_publisher_messages_failed_total{class="permanent",topic="orders"} 1
-millrace_publisher_messages_failed_total{class="retriable",topic="orders"} 0
+# HELP millrace_publisher_messages_given_up_total Messages a Publish call gave up on and returned as failed, by class; the caller decides whether they are lost (the relay sends retriable ones again and stores permanent ones as dead letters).
+# TYPE millrace_publisher_messages_given_up_total counter
+millrace_publisher_messages_given_up_total{class="canceled",topic="orders"} 0
+millrace_publisher_messages_given_up_total{class="fatal",topic="orders"} 0
+millrace_publisher_messages_given_up_total{class="permanent",topic="orders"} 1
+millrace_publisher_messages_given_up_total{class="retriable",topic="orders"} 0
+# HELP millrace_publisher_attempt_failures_total Failed attempts of one message, retried or not, by class; a retry that succeeds loses nothing.
+# TYPE millrace_publisher_attempt_failures_total counter
+millrace_publisher_attempt_failures_total{class="canceled",topic="orders"} 0
+millrace_publisher_attempt_failures_total{class="fatal",topic="orders"} 0
+millrace_publisher_attempt_failures_total{class="permanent",topic="orders"} 1
+millrace_publisher_attempt_failures_total{class="retriable",topic="orders"} 1
 # HELP millrace_publisher_messages_published_total Messages written by the inner publisher.
 # TYPE millrace_publisher_messages_published_total counter
 millrace_publisher_messages_published_total{topic="orders"} 2
@@ -663,7 +723,7 @@ millrace_publisher_retries_total{topic="orders"} 1
 millrace_publisher_in_flight{topic="orders"} 0
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
-		adapter.MetricFailed, adapter.MetricPublished, adapter.MetricRetries, adapter.MetricInFlight); err != nil {
+		adapter.MetricGivenUp, adapter.MetricAttemptFailures, adapter.MetricPublished, adapter.MetricRetries, adapter.MetricInFlight); err != nil {
 		t.Fatal(err)
 	}
 	if n := testutil.CollectAndCount(reg, adapter.MetricPublishDuration); n != 1 {
@@ -694,7 +754,7 @@ func TestLogsCarryTheFieldsButNeverThePayload(t *testing.T) {
 			t.Fatalf("log line %q is not JSON: %v", line, err)
 		}
 		levels = append(levels, ev["level"].(string))
-		if ev["level"] == "error" {
+		if ev["message"] == "publish gave up on a message" {
 			for _, f := range []string{"topic", "message_uuid", "attempts", "duration", "size", "class", "error"} {
 				if _, ok := ev[f]; !ok {
 					t.Errorf("error event lacks field %q: %s", f, line)
@@ -702,8 +762,45 @@ func TestLogsCarryTheFieldsButNeverThePayload(t *testing.T) {
 			}
 		}
 	}
-	// warn for the retry, error for the permanent failure, debug for the success.
-	if got := strings.Join(levels, ","); got != "warn,error,debug" {
-		t.Fatalf("log levels = %s, want warn,error,debug", got)
+	// warn for the retry, warn for the permanent failure (the caller decides what it
+	// means: the relay logs a dead letter at error), debug for the success.
+	if got := strings.Join(levels, ","); got != "warn,warn,debug" {
+		t.Fatalf("log levels = %s, want warn,warn,debug", got)
+	}
+}
+
+// A message given up on is logged at error only when the failure is fatal: a
+// retriable one (the budget ran out) and a permanent one are the caller's to retry
+// or set aside, and a retried attempt is a warning. Nothing reads "error" while
+// nothing is lost.
+func TestLogLevelsFollowTheClass(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		steps  []step
+		levels string
+	}{
+		{"retried then published", []step{{all: errRetriable}, {}}, "warn"},
+		{"retries exhausted", []step{{all: errRetriable}, {all: errRetriable}, {all: errRetriable}, {all: errRetriable}}, "warn,warn,warn,warn"},
+		{"permanent", []step{{all: errPermanent}}, "warn"},
+		{"fatal", []step{{all: errFatal}}, "error"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			logger := zerolog.New(&buf).Level(zerolog.InfoLevel)
+			cfg := fast()
+			cfg.Logger = &logger
+			p := newPub(t, newScripted(tt.steps...), cfg)
+			_ = p.Publish("orders", msg("m1"))
+			var levels []string
+			for line := range strings.SplitSeq(strings.TrimSpace(buf.String()), "\n") {
+				var ev map[string]any
+				if err := json.Unmarshal([]byte(line), &ev); err == nil {
+					levels = append(levels, ev["level"].(string))
+				}
+			}
+			if got := strings.Join(levels, ","); got != tt.levels {
+				t.Errorf("levels %s, want %s:\n%s", got, tt.levels, buf.String())
+			}
+		})
 	}
 }

@@ -249,8 +249,8 @@ func TestDashboardCoversTheRelay(t *testing.T) {
 		"forwarded":           router.MetricEventsForwarded,
 		"published":           adapter.MetricPublished,
 		"retries":             adapter.MetricRetries,
-		"batch failures":      router.MetricFailures,
-		"failed messages":     adapter.MetricFailed,
+		"batch failures":      router.MetricBatchFailures,
+		"given-up messages":   adapter.MetricGivenUp,
 		"dead letters":        router.MetricDeadLetters,
 		"dead letters stored": router.MetricDeadLettersStored,
 		"state":               router.MetricState,
@@ -370,7 +370,7 @@ func TestDashboardQueriesExportedMetrics(t *testing.T) {
 	for {
 		exposition = get(t, "http://"+addr+"/metrics")
 		names := exportedNames(exposition)
-		if names[router.MetricEventsForwarded] && names[router.MetricFailures] && sampleValue(exposition, router.MetricEventsForwarded) >= 1 {
+		if names[router.MetricEventsForwarded] && names[router.MetricBatchFailures] && sampleValue(exposition, router.MetricEventsForwarded) >= 1 {
 			break
 		}
 		if time.Now().After(deadline) {

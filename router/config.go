@@ -28,6 +28,7 @@ const (
 	DefaultRetentionInterval  = time.Minute
 	DefaultRetentionBatch     = 1000
 	DefaultCloseTimeout       = 30 * time.Second
+	DefaultHealthCheckTimeout = 5 * time.Second
 )
 
 // Config configures a Forwarder. It is passed by value; a zero field means its
@@ -72,6 +73,9 @@ type Config struct {
 	// MaxLag is the age of the oldest pending event above which HealthCheck reports
 	// unhealthy. A negative value disables the check. Defaults to 5m.
 	MaxLag time.Duration
+	// HealthCheckTimeout bounds the database ping of HealthCheck (the publisher's
+	// broker check has its own timeout). Defaults to 5s.
+	HealthCheckTimeout time.Duration
 	// StatsInterval is how often the backlog (pending events, lag, dead letters) is
 	// read from the database for Stats, metrics and health. Defaults to 5s.
 	StatsInterval time.Duration
@@ -120,6 +124,7 @@ func (c Config) withDefaults() Config {
 	def(&c.Retention, DefaultRetention)
 	def(&c.RetentionInterval, DefaultRetentionInterval)
 	def(&c.CloseTimeout, DefaultCloseTimeout)
+	def(&c.HealthCheckTimeout, DefaultHealthCheckTimeout)
 	if c.RetentionBatch == 0 {
 		c.RetentionBatch = DefaultRetentionBatch
 	}
@@ -153,7 +158,7 @@ func (c Config) Validate() error {
 		{"PollInterval", c.PollInterval}, {"RetryInitial", c.RetryInitial}, {"RetryMax", c.RetryMax},
 		{"FatalRetryInterval", c.FatalRetryInterval}, {"UnhealthyAfter", c.UnhealthyAfter},
 		{"StatsInterval", c.StatsInterval}, {"RetentionInterval", c.RetentionInterval},
-		{"CloseTimeout", c.CloseTimeout},
+		{"CloseTimeout", c.CloseTimeout}, {"HealthCheckTimeout", c.HealthCheckTimeout},
 	}
 	for _, p := range positive {
 		if p.v < 0 {

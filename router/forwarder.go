@@ -57,6 +57,8 @@ type Forwarder struct {
 	state        State
 	lastErr      error     // the failure that put the forwarder in StateRetrying or StateFatal
 	failingSince time.Time // start of the current run of failures; zero when healthy
+	halted       bool      // the current run of failures was logged as a fatal halt
+	unhealthy    bool      // the last HealthCheck failed (its transitions are logged)
 	backlog      outbox.Stats
 	backlogErr   error
 	running      bool
@@ -188,13 +190,18 @@ func (f *Forwarder) Run(ctx context.Context) error {
 			retryWait = f.cfg.RetryInitial
 			continue
 		case class == adapter.Fatal:
-			f.failed(StateFatal, err)
 			wait = f.cfg.FatalRetryInterval
-			f.log.Error().Err(err).Dur("retry_in", wait).Msg("forwarding halted by a fatal failure")
+			// Error once, when forwarding halts; each later try that fails again is a warning.
+			if f.failed(StateFatal, err) {
+				f.log.Error().Err(err).Dur("retry_in", wait).Msg("forwarding halted by a fatal failure")
+			} else {
+				f.log.Warn().Err(err).Dur("retry_in", wait).Msg("forwarding still halted by a fatal failure")
+			}
 		default:
 			f.failed(StateRetrying, err)
 			wait = retryWait
 			retryWait = min(retryWait*2, f.cfg.RetryMax)
+			// Nothing is lost: the batch is read and sent again.
 			f.log.Warn().Err(err).Str("class", class.String()).Dur("retry_in", wait).Msg("batch failed, retrying")
 		}
 		if !sleep(ctx, wait) {
@@ -506,7 +513,10 @@ func (f *Forwarder) setStateLocked(s State) {
 	}
 }
 
-func (f *Forwarder) failed(s State, err error) {
+// failed records a failure that leaves the forwarder in state s. It reports whether
+// the failure is the first fatal one of the current run of failures, for the caller
+// to log at error once.
+func (f *Forwarder) failed(s State, err error) (newlyHalted bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.setStateLocked(s)
@@ -514,14 +524,20 @@ func (f *Forwarder) failed(s State, err error) {
 	if f.failingSince.IsZero() {
 		f.failingSince = time.Now()
 	}
+	if s == StateFatal && !f.halted {
+		f.halted, newlyHalted = true, true
+	}
+	return newlyHalted
 }
 
+// recovered records a batch that went through. The end of a run of failures is
+// logged at info.
 func (f *Forwarder) recovered() {
 	f.mu.Lock()
-	wasFailing := !f.failingSince.IsZero()
-	f.lastErr, f.failingSince = nil, time.Time{}
+	since := f.failingSince
+	f.lastErr, f.failingSince, f.halted = nil, time.Time{}, false
 	f.mu.Unlock()
-	if wasFailing {
-		f.log.Info().Msg("forwarding recovered")
+	if !since.IsZero() {
+		f.log.Info().Dur("failed_for", time.Since(since)).Msg("forwarding recovered")
 	}
 }

@@ -3,6 +3,7 @@ package router_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -15,11 +16,13 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/millrace/millrace/adapter"
 	"github.com/millrace/millrace/internal/dbtest"
 	"github.com/millrace/millrace/internal/kafkatest"
+	"github.com/millrace/millrace/internal/syncbuf"
 	"github.com/millrace/millrace/outbox"
 	"github.com/millrace/millrace/router"
 )
@@ -435,12 +438,15 @@ func TestAPoisonEventBecomesADeadLetterAndTheRestFlows(t *testing.T) {
 	})
 }
 
+// A fatal failure is logged at error once, when forwarding halts; the tries while
+// it stays halted are warnings, and the end is an info line.
 func TestAFatalFailureHaltsForwardingUntilItIsLifted(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, d outbox.Dialect) {
 		e := newEnv(t, d)
 		fault := e.kc.FailProduce(t, e.topic, kerr.TopicAuthorizationFailed, -1)
 		e.write(t, e.topic, []ev{{key: "a", seq: 1}, {key: "b", seq: 1}}, true)
-		f := e.forwarder(t, e.publisher(t, adapter.Config{}), nil)
+		logs := &syncbuf.Buffer{}
+		f := e.forwarder(t, e.publisher(t, adapter.Config{}), func(c *router.Config) { c.Logger = captureLogger(logs) })
 		start(t, f)
 
 		waitFor(t, 10*time.Second, "the fatal state", func() bool { return f.Stats().State == router.StateFatal })
@@ -459,7 +465,36 @@ func TestAFatalFailureHaltsForwardingUntilItIsLifted(t *testing.T) {
 			t.Fatalf("%d events after the fault was lifted, want 2", len(recs))
 		}
 		waitFor(t, 5*time.Second, "health to recover", func() bool { return f.HealthCheck(context.Background()) == nil })
+		waitFor(t, 5*time.Second, "the recovery logged", func() bool { return countLogs(logs, "info", "forwarding recovered") == 1 })
+		if n := countLogs(logs, "error", "forwarding halted by a fatal failure"); n != 1 {
+			t.Errorf("%d errors for the halt, want 1:\n%s", n, logs)
+		}
+		if n := countLogs(logs, "warn", "forwarding still halted by a fatal failure"); n < 1 {
+			t.Errorf("no warning for the tries while halted:\n%s", logs)
+		}
+		// The halt, and health turning bad (HealthCheck was called during it).
+		if n := countLogs(logs, "error", ""); n != 2 || countLogs(logs, "error", "forwarder unhealthy") != 1 {
+			t.Errorf("%d errors logged, want the halt and health turning bad:\n%s", n, logs)
+		}
 	})
+}
+
+// captureLogger returns a logger writing JSON lines to buf.
+func captureLogger(buf *syncbuf.Buffer) *zerolog.Logger {
+	l := zerolog.New(buf).Level(zerolog.DebugLevel)
+	return &l
+}
+
+// countLogs counts the lines of buf at level whose message is msg ("" for any).
+func countLogs(buf *syncbuf.Buffer, level, msg string) int {
+	n := 0
+	for line := range strings.SplitSeq(buf.String(), "\n") {
+		var ev map[string]any
+		if json.Unmarshal([]byte(line), &ev) == nil && ev["level"] == level && (msg == "" || ev["message"] == msg) {
+			n++
+		}
+	}
+	return n
 }
 
 func TestTwoForwardersOnOneOutboxDeliverEverythingInOrder(t *testing.T) {
@@ -488,11 +523,17 @@ func TestTwoForwardersOnOneOutboxDeliverEverythingInOrder(t *testing.T) {
 	})
 }
 
+// A broker outage loses nothing. Health turning bad is logged at error once, its
+// end at info, and every batch tried again at warn.
 func TestABrokerOutageLosesNothingAndTheBacklogDrains(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, d outbox.Dialect) {
 		e := newEnv(t, d, kafkatest.WithProxy())
 		pub := e.publisher(t, adapter.Config{MaxElapsedTime: time.Second})
-		f := e.forwarder(t, pub, func(c *router.Config) { c.UnhealthyAfter = 500 * time.Millisecond })
+		logs := &syncbuf.Buffer{}
+		f := e.forwarder(t, pub, func(c *router.Config) {
+			c.UnhealthyAfter = 500 * time.Millisecond
+			c.Logger = captureLogger(logs)
+		})
 		start(t, f)
 		e.write(t, e.topic, []ev{{key: "k", seq: 1}}, true)
 		e.kc.Consume(t, e.topic, 1, 10*time.Second)
@@ -521,7 +562,19 @@ func TestABrokerOutageLosesNothingAndTheBacklogDrains(t *testing.T) {
 			t.Fatalf("%d dead letters after an outage, want none", len(dl))
 		}
 		waitFor(t, 10*time.Second, "health to recover", func() bool { return f.HealthCheck(context.Background()) == nil })
-		t.Logf("%s: %d duplicates, %d failed batches", d, dups, f.Stats().Failures)
+		t.Logf("%s: %d duplicates, %d batches tried again", d, dups, f.Stats().BatchFailures)
+		if n := countLogs(logs, "error", ""); n != 1 || countLogs(logs, "error", "forwarder unhealthy") != 1 {
+			t.Errorf("%d errors logged, want only one for turning unhealthy:\n%s", n, logs)
+		}
+		if n := countLogs(logs, "info", "forwarder healthy again"); n != 1 {
+			t.Errorf("%d returns to health logged, want 1", n)
+		}
+		if n := countLogs(logs, "info", "forwarding recovered"); n != 1 {
+			t.Errorf("%d recoveries logged, want 1", n)
+		}
+		if n := countLogs(logs, "warn", "batch failed, retrying"); int64(n) != f.Stats().BatchFailures || n == 0 {
+			t.Errorf("%d batch warnings for %d batch failures", n, f.Stats().BatchFailures)
+		}
 	})
 }
 

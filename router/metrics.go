@@ -14,7 +14,7 @@ const (
 	MetricBatches           = "millrace_router_batches_total"
 	MetricBatchSize         = "millrace_router_batch_size"
 	MetricDeadLetters       = "millrace_router_dead_letters_total"
-	MetricFailures          = "millrace_router_batch_failures_total"
+	MetricBatchFailures     = "millrace_router_batch_failures_total"
 	MetricPending           = "millrace_router_pending_events"
 	MetricLag               = "millrace_router_lag_seconds"
 	MetricDeadLettersStored = "millrace_router_dead_letters_stored"
@@ -46,8 +46,8 @@ func newPromMetrics(reg prometheus.Registerer, f *Forwarder) (*promMetrics, erro
 			Help: "Events read per non-empty batch.", Buckets: prometheus.ExponentialBuckets(1, 4, 8)}),
 		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: MetricDeadLetters, ConstLabels: labels,
 			Help: "Events set aside as dead letters."}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricFailures, ConstLabels: labels,
-			Help: "Batches stopped by a failure, by class."}, []string{"class"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricBatchFailures, ConstLabels: labels,
+			Help: "Batches stopped by a failure and tried again, by class; nothing is lost (unacknowledged events are sent again)."}, []string{"class"}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricPending, ConstLabels: labels,
 			Help: "Committed events not yet forwarded."}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricLag, ConstLabels: labels,

@@ -24,8 +24,10 @@ type Stats struct {
 	Batches int64
 	// DeadLetters counts events this forwarder set aside as dead letters.
 	DeadLetters int64
-	// Failures counts batches stopped by a failure.
-	Failures int64
+	// BatchFailures counts batches stopped by a failure and tried again. A batch
+	// failure loses nothing: the events not acknowledged by Kafka are read and sent
+	// again by the next batch.
+	BatchFailures int64
 	// Backlog is the outbox's backlog as last read (every StatsInterval).
 	Backlog outbox.Stats
 	// Active reports whether this forwarder holds the consumer group's lock: it
@@ -49,7 +51,7 @@ func (f *Forwarder) Stats() Stats {
 		EventsForwarded: f.forwarded.Load(),
 		Batches:         f.batches.Load(),
 		DeadLetters:     f.deadLetters.Load(),
-		Failures:        f.failures.Load(),
+		BatchFailures:   f.failures.Load(),
 		Backlog:         f.backlog,
 		Active:          f.active,
 		ActiveSince:     f.activeSince,
@@ -64,11 +66,18 @@ func (f *Forwarder) Stats() Stats {
 // ErrUnhealthy is matched by every error HealthCheck returns.
 var ErrUnhealthy = errors.New("router: forwarder unhealthy")
 
-// HealthCheck reports whether the forwarder is doing its job: it fails while halted
+// HealthCheck reports whether the forwarder is doing its job. A change of its answer
+// is logged once: at error when it turns bad (with every reason), at info when it
+// is good again; a check whose ctx ended is not taken as a change.
+//
+// It fails while halted
 // by a fatal failure, when retriable failures have lasted longer than
-// UnhealthyAfter, when the database cannot be reached, when the oldest pending event
-// is older than MaxLag, and when the publisher's own HealthCheck fails (the adapter
-// decorator's checks the broker). The error names every reason.
+// UnhealthyAfter, when the database does not answer a ping within
+// HealthCheckTimeout, when the oldest pending event is older than MaxLag, and when
+// the publisher's own HealthCheck fails (the adapter decorator's checks the broker
+// and its error rate). The error names every reason. Each rule ends with its cause:
+// a batch that goes through ends the run of failures, and the decorator's error
+// rate forgets an outage at its first clean attempt.
 func (f *Forwarder) HealthCheck(ctx context.Context) error {
 	f.mu.Lock()
 	state, lastErr, since, backlog, backlogErr := f.state, f.lastErr, f.failingSince, f.backlog, f.backlogErr
@@ -80,7 +89,7 @@ func (f *Forwarder) HealthCheck(ctx context.Context) error {
 	} else if !since.IsZero() && time.Since(since) > f.cfg.UnhealthyAfter && lastErr != nil {
 		errs = append(errs, fmt.Errorf("failing for %v: %w", time.Since(since).Round(time.Second), lastErr))
 	}
-	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	pingCtx, cancel := context.WithTimeout(ctx, f.cfg.HealthCheckTimeout)
 	defer cancel()
 	if err := f.cfg.DB.PingContext(pingCtx); err != nil {
 		errs = append(errs, fmt.Errorf("database unreachable: %w", err))
@@ -96,10 +105,28 @@ func (f *Forwarder) HealthCheck(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("publisher: %w", err))
 		}
 	}
-	if len(errs) == 0 {
-		return nil
+	var err error
+	if len(errs) > 0 {
+		err = fmt.Errorf("%w: %w", ErrUnhealthy, errors.Join(errs...))
 	}
-	return fmt.Errorf("%w: %w", ErrUnhealthy, errors.Join(errs...))
+	if ctx.Err() == nil {
+		f.noteHealth(err)
+	}
+	return err
+}
+
+// noteHealth logs a change of the answer of HealthCheck.
+func (f *Forwarder) noteHealth(err error) {
+	f.mu.Lock()
+	was := f.unhealthy
+	f.unhealthy = err != nil
+	f.mu.Unlock()
+	switch {
+	case err != nil && !was:
+		f.log.Error().Err(err).Msg("forwarder unhealthy")
+	case err == nil && was:
+		f.log.Info().Msg("forwarder healthy again")
+	}
 }
 
 // Alive reports whether Run is running: the liveness of a forwarding process. It

@@ -219,7 +219,8 @@ func (c *config) validate(s *settingsSet, runMode bool) []problem {
 		{"RELAY_RETRY_MAX_INTERVAL", f.RetryMaxInterval}, {"RELAY_RETRY_MAX_ELAPSED", f.RetryMaxElapsed},
 		{"RELAY_BATCH_RETRY_MAX", f.BatchRetryMax}, {"RELAY_FATAL_RETRY_INTERVAL", f.FatalRetryInterval},
 		{"RELAY_UNHEALTHY_AFTER", f.UnhealthyAfter}, {"RELAY_STATS_INTERVAL", f.StatsInterval},
-		{"RELAY_SHUTDOWN_TIMEOUT", f.ShutdownTimeout},
+		{"RELAY_SHUTDOWN_TIMEOUT", f.ShutdownTimeout}, {"RELAY_READY_WINDOW", f.ReadyWindow},
+		{"RELAY_READY_TIMEOUT", f.ReadyTimeout},
 	} {
 		if d.v <= 0 {
 			bad(d.key, "must be positive, got %v", d.v)
@@ -230,6 +231,12 @@ func (c *config) validate(s *settingsSet, runMode bool) []problem {
 	}
 	if f.RetryInitial > 0 && f.BatchRetryMax > 0 && f.BatchRetryMax < f.RetryInitial {
 		bad("RELAY_BATCH_RETRY_MAX", "(%v) must be at least RELAY_RETRY_INITIAL (%v)", f.BatchRetryMax, f.RetryInitial)
+	}
+	if f.ReadyErrorRate <= 0 || f.ReadyErrorRate > 1 {
+		bad("RELAY_READY_ERROR_RATE", "must be above 0 and at most 1 (1 disables the rule), got %v", f.ReadyErrorRate)
+	}
+	if f.ReadyMinAttempts < 1 {
+		bad("RELAY_READY_MIN_ATTEMPTS", "must be at least 1, got %d", f.ReadyMinAttempts)
 	}
 	if f.MaxLag == 0 {
 		bad("RELAY_MAX_LAG", `0 is ambiguous: use "off" to disable the check, or a duration`)
@@ -308,6 +315,11 @@ func (c *config) publisherConfig(log *zerolog.Logger, reg prometheus.Registerer)
 		MaxElapsedTime:  f.RetryMaxElapsed,
 		CloseTimeout:    c.shutdown * 3 / 10,
 		Logger:          log,
+
+		HealthWindow:       f.ReadyWindow,
+		HealthMaxErrorRate: f.ReadyErrorRate,
+		HealthMinSamples:   f.ReadyMinAttempts,
+		BrokerCheckTimeout: f.ReadyTimeout,
 	}
 	if reg != nil {
 		ac.Registerer = reg
@@ -328,6 +340,7 @@ func (c *config) forwarderConfig() router.Config {
 		FatalRetryInterval: f.FatalRetryInterval,
 		UnhealthyAfter:     f.UnhealthyAfter,
 		MaxLag:             time.Duration(f.MaxLag),
+		HealthCheckTimeout: f.ReadyTimeout,
 		StatsInterval:      f.StatsInterval,
 		Retention:          time.Duration(f.Retention),
 		CloseTimeout:       c.shutdown * 6 / 10,

@@ -252,6 +252,11 @@ func TestDefaultsMatchLibraries(t *testing.T) {
 		{"RELAY_MAX_LAG", dur("RELAY_MAX_LAG"), router.DefaultMaxLag},
 		{"RELAY_RETENTION", dur("RELAY_RETENTION"), router.DefaultRetention},
 		{"RELAY_STATS_INTERVAL", dur("RELAY_STATS_INTERVAL"), router.DefaultStatsInterval},
+		{"RELAY_READY_WINDOW", dur("RELAY_READY_WINDOW"), adapter.DefaultHealthWindow},
+		{"RELAY_READY_TIMEOUT", dur("RELAY_READY_TIMEOUT"), adapter.DefaultBrokerCheckTimeout},
+		{"RELAY_READY_TIMEOUT", dur("RELAY_READY_TIMEOUT"), router.DefaultHealthCheckTimeout},
+		{"RELAY_READY_ERROR_RATE", def["RELAY_READY_ERROR_RATE"], fmt.Sprint(adapter.DefaultHealthMaxErrorRate)},
+		{"RELAY_READY_MIN_ATTEMPTS", def["RELAY_READY_MIN_ATTEMPTS"], fmt.Sprint(adapter.DefaultHealthMinSamples)},
 		{"RELAY_KAFKA_COMPRESSION", def["RELAY_KAFKA_COMPRESSION"], adapter.CompressionSnappy.String()},
 		{"RELAY_KAFKA_MAX_MESSAGE_BYTES", def["RELAY_KAFKA_MAX_MESSAGE_BYTES"], "1048576"},
 	}

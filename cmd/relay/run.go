@@ -36,8 +36,10 @@ brokers, checks that the outbox tables exist (RELAY_MIGRATE=true creates them), 
 serves on RELAY_HTTP_ADDR:
   /metrics   Prometheus: the relay's, the publisher's, Go runtime and process metrics
   /healthz   liveness: 200 while the forwarder runs
-  /readyz    readiness: 200 when the database and a broker answer, no fatal failure,
-             no failure lasting RELAY_UNHEALTHY_AFTER, lag under RELAY_MAX_LAG
+  /readyz    readiness: 200 when the database and a broker answer within
+             RELAY_READY_TIMEOUT, no fatal failure, no failure lasting
+             RELAY_UNHEALTHY_AFTER, publish attempts failing at most
+             RELAY_READY_ERROR_RATE since the last clean one, lag under RELAY_MAX_LAG
 The address actually listened on is logged ("http server listening", addr).
 
 ` + tracingHelp
@@ -282,8 +284,9 @@ func (a *app) logFinal(r *relay, log zerolog.Logger, took time.Duration) {
 	m := r.pub.Metrics()
 	log.Info().Dur("shutdown", took).
 		Int64("events_forwarded", st.EventsForwarded).Int64("batches", st.Batches).
-		Int64("dead_letters", st.DeadLetters).Int64("batch_failures", st.Failures).
-		Int64("messages_published", m.MessagesPublished).Int64("messages_failed", m.MessagesFailed).
+		Int64("dead_letters", st.DeadLetters).Int64("batch_failures", st.BatchFailures).
+		Int64("messages_published", m.MessagesPublished).Int64("messages_given_up", m.MessagesGivenUp).
+		Int64("attempt_failures", m.AttemptFailures).
 		Int64("retries", m.RetriesTotal).Int64("publish_calls", m.PublishCalls).
 		Dur("avg_publish_time", m.AvgPublishTime).Int64("pending", st.Backlog.Pending).
 		Msg("relay stopped")

@@ -65,8 +65,12 @@ type forwardSettings struct {
 	RetryMaxElapsed    time.Duration `env:"RELAY_RETRY_MAX_ELAPSED" envDefault:"2m" help:"Time budget of one publish call, retries included (like Kafka's delivery.timeout.ms); then the batch fails and is tried again, never dropped."`
 	BatchRetryMax      time.Duration `env:"RELAY_BATCH_RETRY_MAX" envDefault:"10s" help:"Longest backoff before a failed batch is tried again. Retriable failures are retried for as long as they last."`
 	FatalRetryInterval time.Duration `env:"RELAY_FATAL_RETRY_INTERVAL" envDefault:"30s" help:"Wait after a fatal failure (authorization, SASL, unsupported version) before trying again."`
-	UnhealthyAfter     time.Duration `env:"RELAY_UNHEALTHY_AFTER" envDefault:"1m" help:"How long retriable failures may last before /readyz fails."`
+	UnhealthyAfter     time.Duration `env:"RELAY_UNHEALTHY_AFTER" envDefault:"1m" help:"How long retriable failures may last before /readyz fails (and an error is logged, once); a batch that goes through ends them."`
 	MaxLag             offDuration   `env:"RELAY_MAX_LAG" envDefault:"5m" help:"Age of the oldest pending event above which /readyz fails; off disables the check."`
+	ReadyErrorRate     float64       `env:"RELAY_READY_ERROR_RATE" envDefault:"0.5" help:"Share of failed publish attempts (0-1) above which /readyz fails; 1 disables the rule. Counted over RELAY_READY_WINDOW, only since the last attempt in which every message went through, so it ends as soon as publishing works again."`
+	ReadyMinAttempts   int           `env:"RELAY_READY_MIN_ATTEMPTS" envDefault:"10" help:"Attempts that RELAY_READY_ERROR_RATE needs before it counts."`
+	ReadyWindow        time.Duration `env:"RELAY_READY_WINDOW" envDefault:"1m" help:"Period over which RELAY_READY_ERROR_RATE counts attempts."`
+	ReadyTimeout       time.Duration `env:"RELAY_READY_TIMEOUT" envDefault:"5s" help:"How long /readyz waits for the database to answer a ping, and for a broker to answer."`
 	Retention          offDuration   `env:"RELAY_RETENTION" envDefault:"24h" help:"How long forwarded events stay in the outbox before they are deleted; off keeps them."`
 	StatsInterval      time.Duration `env:"RELAY_STATS_INTERVAL" envDefault:"5s" help:"How often the backlog (pending events, lag, dead letters) is read for /metrics and /readyz."`
 	ShutdownTimeout    time.Duration `env:"RELAY_SHUTDOWN_TIMEOUT" envDefault:"25s" help:"Budget of a graceful stop on SIGTERM/SIGINT: 60% for the batch in flight, then the producer flushes; past it the relay exits 1. Keep it under Kubernetes' terminationGracePeriodSeconds (30s)."`

@@ -97,7 +97,7 @@ func (ch *chaos) run(ctx context.Context, stop <-chan struct{}) {
 		ch.con.Printf("chaos: no outage: the router had nothing to send before the writers stopped")
 		return
 	}
-	retries, failures := ch.pub.Metrics().RetriesTotal, ch.fwd.Stats().Failures
+	retries, failures := ch.pub.Metrics().RetriesTotal, ch.fwd.Stats().BatchFailures
 	ch.kafka.Cut()
 	ch.setCut(true)
 	ch.mu.Lock()
@@ -143,7 +143,7 @@ func (ch *chaos) run(ctx context.Context, stop <-chan struct{}) {
 	ch.mu.Lock()
 	ch.result.OutageDone = true
 	ch.result.Retries = ch.pub.Metrics().RetriesTotal - retries
-	ch.result.FailedBatches = ch.fwd.Stats().Failures - failures
+	ch.result.FailedBatches = ch.fwd.Stats().BatchFailures - failures
 	ch.result.RecoveredAfter = time.Since(restored)
 	ch.result.RecoveredAt = time.Now()
 	r := ch.result

@@ -157,8 +157,8 @@ func run(ctx context.Context, out io.Writer, brokers []string, topic string) (er
 }
 
 func printMetrics(out io.Writer, name string, m adapter.Metrics) {
-	fmt.Fprintf(out, "metrics of %s: published=%d failed=%d retries=%d calls=%d avg=%v\n",
-		name, m.MessagesPublished, m.MessagesFailed, m.RetriesTotal, m.PublishCalls, m.AvgPublishTime.Round(time.Microsecond))
+	fmt.Fprintf(out, "metrics of %s: published=%d given_up=%d retries=%d calls=%d avg=%v\n",
+		name, m.MessagesPublished, m.MessagesGivenUp, m.RetriesTotal, m.PublishCalls, m.AvgPublishTime.Round(time.Microsecond))
 }
 
 func healthString(err error) string {

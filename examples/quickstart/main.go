@@ -114,11 +114,11 @@ func main() {
 		log.Fatal(err) // a *adapter.PublishError with the class and attempts
 	}
 	m := pub.Metrics()
-	failed := make([]string, 0, 4)
+	givenUp := make([]string, 0, 4)
 	for _, c := range []adapter.Class{adapter.Retriable, adapter.Permanent, adapter.Fatal, adapter.Canceled} {
-		failed = append(failed, fmt.Sprintf("%s=%d", c, m.Failed(c)))
+		givenUp = append(givenUp, fmt.Sprintf("%s=%d", c, m.GivenUp(c)))
 	}
-	log.Printf("2. published %s to %s: %d published, %d retries, failed %s, %v per call",
+	log.Printf("2. published %s to %s: %d published, %d retries, given up %s, %v per call",
 		msg.UUID, strings.Join(brokers, ","), m.MessagesPublished, m.RetriesTotal,
-		strings.Join(failed, " "), m.AvgPublishTime.Round(time.Microsecond))
+		strings.Join(givenUp, " "), m.AvgPublishTime.Round(time.Microsecond))
 }

@@ -38,7 +38,7 @@ func TestQuickstartRunsWithoutKafka(t *testing.T) {
 	}
 	m := regexp.MustCompile(`1\. event (\S+) committed`).FindStringSubmatch(out)
 	if m == nil || !strings.Contains(out, "KAFKA_BROKERS is not set: publishing to an in-process broker") ||
-		!strings.Contains(out, "1 published, 0 retries, failed retriable=0 permanent=0 fatal=0 canceled=0") {
+		!strings.Contains(out, "1 published, 0 retries, given up retriable=0 permanent=0 fatal=0 canceled=0") {
 		t.Fatalf("quickstart printed:\n%s", out)
 	}
 	var n int

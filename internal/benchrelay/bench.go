@@ -438,7 +438,7 @@ func (r *runner) finish(row *Row, p path, l *ledger, recs []record) verdict {
 	row.WrongKey, row.SplitKeys, row.Unknown = v.wrongKey, v.splitKeys, v.unknown
 	if op, ok := p.(*oursPath); ok && op.last != nil {
 		st := op.last.Stats()
-		row.Batches, row.Failures = st.Batches, st.Failures
+		row.Batches, row.Failures = st.Batches, st.BatchFailures
 	}
 	return v
 }
