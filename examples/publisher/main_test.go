@@ -48,8 +48,8 @@ func TestRunPublishesEveryMessageOnce(t *testing.T) {
 	}
 
 	for _, line := range []string{
-		"metrics of decorated watermill-kafka: published=3 failed=0",
-		fmt.Sprintf("metrics of batching NewKafka: published=%d failed=0 retries=0 calls=1", batchSize),
+		"metrics of decorated watermill-kafka: published=3 given_up=0",
+		fmt.Sprintf("metrics of batching NewKafka: published=%d given_up=0 retries=0 calls=1", batchSize),
 		"health of decorated watermill-kafka: healthy",
 		"health of batching NewKafka: healthy",
 		"GET /readyz: 200",
@@ -81,7 +81,7 @@ func TestRunOnTheInProcessBrokerOfMain(t *testing.T) {
 	if err := run(ctx, &out, brokers, topic); err != nil {
 		t.Fatalf("run: %v\noutput:\n%s", err, out.String())
 	}
-	if !strings.Contains(out.String(), "metrics of decorated watermill-kafka: published=3 failed=0") {
-		t.Fatalf("output lacks %q:\n%s", "metrics of decorated watermill-kafka: published=3 failed=0", out.String())
+	if !strings.Contains(out.String(), "metrics of decorated watermill-kafka: published=3 given_up=0") {
+		t.Fatalf("output lacks %q:\n%s", "metrics of decorated watermill-kafka: published=3 given_up=0", out.String())
 	}
 }
