@@ -111,7 +111,7 @@ BEGIN IF NEW.uuid = '` + refused + `' THEN RAISE EXCEPTION 'refused by the test'
 		start(t, f)
 
 		e.consumeDistinct(t, 5, 30*time.Second)
-		waitFor(t, 10*time.Second, "several failed batches", func() bool { return f.Stats().Failures >= 3 })
+		waitFor(t, 10*time.Second, "several failed batches", func() bool { return f.Stats().BatchFailures >= 3 })
 		if recs := e.kc.ConsumeAll(t, e.topic, 300*time.Millisecond); len(recs) != 5 {
 			t.Fatalf("%d records in Kafka while the dead letter is refused, want the 5 before it once each", len(recs))
 		}
