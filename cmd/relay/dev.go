@@ -156,6 +156,9 @@ func (a *app) cmdDev(args []string) int {
 	}
 	runDone := make(chan error, 1)
 	go func() { runDone <- r.fwd.Run(context.Background()) }()
+	if r.http != nil {
+		fmt.Fprintf(a.stdout, "relay dev: console at http://%s/\n", r.http.Addr())
+	}
 	fmt.Fprintf(a.stdout, "relay dev: forwarding; waiting for events (Ctrl-C stops)\n")
 
 	code := exitOK

@@ -30,6 +30,7 @@ type probes struct {
 	ready    func(context.Context) error
 	stopping *atomic.Bool
 	red      *redact.Redactor // masks the answers
+	console  http.Handler     // the live console at /; nil: a plain index
 }
 
 // newHandler returns the relay's HTTP endpoints: /metrics (reg), /healthz
@@ -60,6 +61,11 @@ func newHandler(reg *prometheus.Registry, p probes, withPprof bool) http.Handler
 			fmt.Fprint(w, strings.Join(p.red.Args(os.Args), "\x00"))
 		})
 		endpoints = append(endpoints, "/debug/pprof/")
+	}
+	if p.console != nil { // the console's page and its assets (internal/console)
+		mux.Handle("GET /{$}", p.console)
+		mux.Handle("GET /console/", p.console)
+		return mux
 	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

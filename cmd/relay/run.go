@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/millrace/millrace/adapter"
+	"github.com/millrace/millrace/internal/console"
 	"github.com/millrace/millrace/outbox"
 	"github.com/millrace/millrace/router"
 )
@@ -34,6 +35,8 @@ after Kafka acknowledged them, so at most the batch in flight is sent again.
 At start the relay waits up to RELAY_CONNECT_TIMEOUT for the database and the
 brokers, checks that the outbox tables exist (RELAY_MIGRATE=true creates them), and
 serves on RELAY_HTTP_ADDR:
+  /          the live console: state, events/s and lag charts, backlog, dead
+             letters and failures by class (read-only)
   /metrics   Prometheus: the relay's, the publisher's, Go runtime and process metrics
   /healthz   liveness: 200 while the forwarder runs
   /readyz    readiness: 200 when the database and a broker answer within
@@ -52,6 +55,7 @@ type relay struct {
 	http *httpServer // nil when RELAY_HTTP_ADDR=off
 	// stopTracing flushes and stops the OpenTelemetry SDK (tracing.go); nil before.
 	stopTracing func(context.Context) error
+	console     *console.Console // the page at / (console.go); nil when HTTP is off
 }
 
 func (a *app) cmdRun(args []string) int {
@@ -169,13 +173,16 @@ func (a *app) start(ctx context.Context, cfg *config, log zerolog.Logger, stoppi
 	}
 
 	if !cfg.httpOff {
+		r.console = a.startConsole(r, ocfg)
 		h := newHandler(reg, probes{
 			alive: r.fwd.Alive, ready: r.fwd.HealthCheck, stopping: stopping, red: a.red,
+			console: r.console.Handler(),
 		}, cfg.HTTP.Pprof)
 		if r.http, err = listenHTTP(cfg.HTTP.Addr, h); err != nil {
 			return nil, fmt.Errorf("RELAY_HTTP_ADDR: %w", err)
 		}
-		ev := log.Info().Str("addr", r.http.Addr()).Str("metrics", "http://"+r.http.Addr()+"/metrics")
+		ev := log.Info().Str("addr", r.http.Addr()).Str("console", "http://"+r.http.Addr()+"/").
+			Str("metrics", "http://"+r.http.Addr()+"/metrics")
 		if cfg.HTTP.Pprof {
 			ev = ev.Str("pprof", "http://"+r.http.Addr()+"/debug/pprof/")
 		}
@@ -266,6 +273,9 @@ func (r *relay) close(log zerolog.Logger) {
 			log.Warn().Err(err).Msg("closing the http server")
 		}
 		cancel()
+	}
+	if r.console != nil {
+		_ = r.console.Close()
 	}
 	if r.db != nil {
 		_ = r.db.Close()
