@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -215,6 +216,23 @@ func TestTheConsoleShowsTheNumbersOfMetricsInABrowser(t *testing.T) {
 	if v := page["eps_max"]; !strings.HasPrefix(v, "max ") || v == "max 0.0" {
 		t.Errorf("events/s chart maximum %q, want events seen", v)
 	}
+
+	// A second relay on the same outbox and group stands by; its page says so.
+	p2 := startRelay(t, out, env)
+	addr2 := p2.httpAddr()
+	var metrics2 string
+	waitFor(t, 30*time.Second, func() bool {
+		_, metrics2 = get(t, "http://"+addr2+"/metrics")
+		v, _ := labelledValue(metrics2, router.MetricState, `state="standby"`)
+		return v == 1
+	}, func() string { return "the second relay standing by:\n" + grepLines(metrics2, router.MetricState) })
+	page2 := pageMetrics(browse(t, bin, "http://"+addr2+"/", "--dump-dom"))
+	if page2["role"] != "standby" || page2["state"] != "standby" || !strings.Contains(page2["holder"], "lock held by") {
+		t.Errorf("second relay's page: role %q, state %q, holder %q; want standby, standby, the holder",
+			page2["role"], page2["state"], page2["holder"])
+	}
+	p2.signal(syscall.SIGTERM)
+	p2.wait(30 * time.Second)
 
 	// Then the broker refuses every write: events pend, the lag grows, batches fail
 	// and are retried. The page, read between two reads of /metrics, shows numbers

@@ -180,7 +180,8 @@ type State struct {
 	IntervalSeconds float64    `json:"interval_seconds"`
 	WindowSeconds   float64    `json:"window_seconds"`
 	State           string     `json:"state"`
-	Role            string     `json:"role"` // "active" or "standby"
+	Role            string     `json:"role"`   // "active", "standby", or "inactive" (not running)
+	Holder          string     `json:"holder"` // the forwarder holding the group's lock, "" if unknown
 	LastError       string     `json:"last_error"`
 	FailingSince    *time.Time `json:"failing_since"`
 
@@ -237,14 +238,20 @@ func (c *Console) Snapshot() State {
 	st := c.cfg.Stats()
 	out := State{
 		Now: now, IntervalSeconds: c.cfg.Interval.Seconds(), WindowSeconds: c.cfg.Window.Seconds(),
-		State: string(st.State), Role: "active", LastError: c.cfg.Redact(st.LastError),
+		State: string(st.State), Role: "inactive", LastError: c.cfg.Redact(st.LastError),
 		EventsForwarded: st.EventsForwarded, Batches: st.Batches, BatchFailures: st.BatchFailures,
 		DeadLettersSetBy: st.DeadLetters, Pending: st.Backlog.Pending,
 		LagSeconds: st.Backlog.OldestPending.Seconds(), DeadLettersStored: st.Backlog.DeadLetters,
 		History: []Point{}, DeadLetters: []DeadLetter{}, Failures: []ClassFailures{},
 	}
-	if st.State == router.StateStandby {
+	switch {
+	case st.Active:
+		out.Role = "active"
+	case st.State == router.StateStandby:
 		out.Role = "standby"
+	}
+	if st.Holder != nil {
+		out.Holder = c.cfg.Redact(st.Holder.String())
 	}
 	if !st.FailingSince.IsZero() {
 		t := st.FailingSince

@@ -26,7 +26,7 @@ func (f *fakeSource) Stats() router.Stats      { f.mu.Lock(); defer f.mu.Unlock(
 func (f *fakeSource) Metrics() adapter.Metrics { f.mu.Lock(); defer f.mu.Unlock(); return f.m }
 
 func TestEventsPerSecondAndRecentFailuresComeFromTheSamplesOfTheWindow(t *testing.T) {
-	src := &fakeSource{stats: router.Stats{State: router.StateIdle}}
+	src := &fakeSource{stats: router.Stats{State: router.StateIdle, Active: true}}
 	c := &Console{cfg: Config{Stats: src.Stats, Publisher: src.Metrics, Interval: time.Second, Window: 3 * time.Second,
 		Redact: func(s string) string { return strings.ReplaceAll(s, "hunter2", "xxxxx") }}, dlsOf: -1}
 	t0 := time.Unix(1_700_000_000, 0)
@@ -56,7 +56,8 @@ func TestEventsPerSecondAndRecentFailuresComeFromTheSamplesOfTheWindow(t *testin
 }
 
 func TestTheAPINeverShowsPayloadsAndTheConsoleOnlyAnswersGET(t *testing.T) {
-	src := &fakeSource{stats: router.Stats{State: router.StateStandby, Backlog: outbox.Stats{DeadLetters: 1}}}
+	src := &fakeSource{stats: router.Stats{State: router.StateStandby, Backlog: outbox.Stats{DeadLetters: 1},
+		Holder: &router.LockHolder{Host: "web-1", PID: 42}}}
 	c := New(Config{Stats: src.Stats, Publisher: src.Metrics,
 		DeadLetters: func(context.Context, int) ([]outbox.DeadLetter, error) {
 			return []outbox.DeadLetter{{ID: 1, UUID: "u1", Topic: "orders", Key: "secret-key", Payload: []byte("card=4111"),
@@ -80,7 +81,7 @@ func TestTheAPINeverShowsPayloadsAndTheConsoleOnlyAnswersGET(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(st.DeadLetters) == 1 {
-			if st.Role != "standby" || st.DeadLetters[0].Reason != "too large" {
+			if st.Role != "standby" || !strings.Contains(st.Holder, "web-1") || st.DeadLetters[0].Reason != "too large" {
 				t.Errorf("state %+v", st)
 			}
 			body, _ = json.Marshal(st)

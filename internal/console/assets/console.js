@@ -62,6 +62,7 @@
     var role = $("#role"), state = $("#state");
     role.textContent = s.role;
     role.className = "badge " + s.role;
+    setMetric("holder", s.role === "active" || !s.holder ? "" : "lock held by " + s.holder);
     state.textContent = s.state;
     state.className = "badge state " + s.state;
 
