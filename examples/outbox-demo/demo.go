@@ -243,13 +243,16 @@ func runAll(ctx context.Context, con *console, cfg config) (*summary, error) {
 	svc := &orderService{db: db, outbox: ocfg, ordersTable: ordersTable, topic: topic, rollback: cfg.Rollback, ledger: led}
 	registerDemoMetrics(reg, led, chk)
 
-	srv, err := serveHTTP(cfg.HTTPAddr, newHandler(reg, probes{alive: fwd.Alive, ready: fwd.HealthCheck}))
+	web := newWebConsole(fwd, pub, db, ocfg) // the relay's live console (webconsole.go)
+	cleanup.add(func() { _ = web.Close() })
+	srv, err := serveHTTP(cfg.HTTPAddr, withConsole(newHandler(reg, probes{alive: fwd.Alive, ready: fwd.HealthCheck}), web))
 	if err != nil {
 		return nil, err
 	}
 	if srv != nil {
 		cleanup.add(srv.Close)
 		con.Printf("http: http://%s/metrics  /healthz  /readyz", srv.addr)
+		con.Printf("console: http://%s/", srv.addr)
 	}
 
 	// 6. Write for cfg.Duration (or until ctx ends), with chaos on the way.

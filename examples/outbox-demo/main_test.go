@@ -52,7 +52,7 @@ func TestDemoLosesNothingThroughAnOutageAndAPoisonEvent(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var out syncbuf.Buffer
-	probes := watchHTTP(ctx, &out, "/healthz", "/readyz", "/metrics")
+	probes := watchHTTP(ctx, &out, "/healthz", "/readyz", "/metrics", "/", "/console/api/state")
 	s, err := run(ctx, &out, cfg)
 	if err != nil {
 		t.Fatalf("run: %v\noutput:\n%s", err, out.String())
@@ -74,8 +74,12 @@ func TestDemoLosesNothingThroughAnOutageAndAPoisonEvent(t *testing.T) {
 	if len(got) == 0 {
 		t.Fatalf("the HTTP endpoints were never reached")
 	}
-	var unready, metrics bool
+	var unready, metrics, page, state bool
 	for _, p := range got {
+		// The relay's console: its page, and its state with events forwarded.
+		page = page || (p.path == "/" && strings.HasPrefix(p.answer, "200 ") && strings.Contains(p.answer, "<title>millrace relay</title>"))
+		state = state || (p.path == "/console/api/state" && strings.HasPrefix(p.answer, "200 {") &&
+			!strings.Contains(p.answer, `"events_forwarded":0,`) && strings.Contains(p.answer, `"events_forwarded":`))
 		if p.path == "/healthz" && !strings.HasPrefix(p.answer, `200 {"status":"ok"}`) {
 			t.Errorf("GET /healthz: %q, want 200 ok all along", p.answer)
 		}
@@ -94,6 +98,10 @@ func TestDemoLosesNothingThroughAnOutageAndAPoisonEvent(t *testing.T) {
 	}
 	if !metrics {
 		t.Errorf("GET /metrics never served all of the publisher's, router's, Go's and demo's metrics")
+	}
+	if !page || !state || !regexp.MustCompile(`console: http://\S+/\n`).MatchString(out.String()) {
+		t.Errorf("the console: URL printed %v, page served %v, state with events forwarded %v",
+			strings.Contains(out.String(), "console: http://"), page, state)
 	}
 
 	// The generated tables were dropped.
