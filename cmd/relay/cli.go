@@ -204,12 +204,7 @@ func (a *app) loadConfig(fs *flag.FlagSet, c command, args []string, runMode boo
 	a.red.Add(cfg.secrets...)
 	if len(problems) > 0 {
 		for _, p := range problems {
-			// Last resort behind validate: a quoted value of the setting is hidden.
-			text := p.text
-			if v := set.environ[p.key]; p.key != "" && v != "" {
-				text = strings.ReplaceAll(text, strconv.Quote(v), "(value not shown)")
-			}
-			fmt.Fprintf(a.stderr, "relay %s: %s\n", c.name, text)
+			fmt.Fprintf(a.stderr, "relay %s: %s\n", c.name, hideValues(set, p))
 		}
 		fmt.Fprintf(a.stderr, "relay %s: %d invalid setting(s); rejected values are not shown, as a value in the wrong "+
 			"variable may be a secret; run 'relay %s --help' or see 'relay help env'\n",
@@ -217,6 +212,20 @@ func (a *app) loadConfig(fs *flag.FlagSet, c command, args []string, runMode boo
 		return nil, false, exitUsage
 	}
 	return cfg, true, exitOK
+}
+
+// hideValues returns the text of p without a quoted value of a setting: the last
+// resort behind validate, which does not repeat values, for the messages of the
+// libraries (KafkaConfig.Validate, say). A problem about one setting hides that
+// setting's value; one about none hides every setting's value.
+func hideValues(set *settingsSet, p problem) string {
+	text := p.text
+	for _, st := range set.settings {
+		if v := set.environ[st.Env]; v != "" && (p.key == "" || p.key == st.Env) {
+			text = strings.ReplaceAll(text, strconv.Quote(v), "(value not shown)")
+		}
+	}
+	return text
 }
 
 // collectProblems loads and validates the settings: one problem per invalid

@@ -208,6 +208,22 @@ func TestRejectedValuesAreNotRepeated(t *testing.T) {
 	}
 }
 
+// A library's message that quotes a value is shown without it.
+func TestHideValues(t *testing.T) {
+	set := &settingsSet{
+		settings: []setting{{Env: "RELAY_KAFKA_SASL_MECHANISM"}, {Env: "RELAY_KAFKA_CLIENT_ID"}},
+		environ:  map[string]string{"RELAY_KAFKA_SASL_MECHANISM": "Hunter2", "RELAY_KAFKA_CLIENT_ID": "id-1"},
+	}
+	got := hideValues(set, problem{text: `adapter: KafkaConfig.SASL.Mechanism "Hunter2" is not supported; ClientID "id-1"`})
+	if want := `adapter: KafkaConfig.SASL.Mechanism (value not shown) is not supported; ClientID (value not shown)`; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	got = hideValues(set, problem{key: "RELAY_KAFKA_CLIENT_ID", text: `"id-1" and "Hunter2"`})
+	if want := `(value not shown) and "Hunter2"`; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
 func TestZeroRetriesMeansNone(t *testing.T) {
 	cfg, problems := loadForTest(t, map[string]string{"RELAY_DATABASE_URL": "postgres://db/app",
 		"RELAY_KAFKA_BROKERS": "k:9092", "RELAY_RETRY_MAX_RETRIES": "0"})
