@@ -21,7 +21,9 @@
 //     SASL, unsupported version) halt forwarding, report unhealthy with the reason,
 //     and are retried slowly until the cause is fixed.
 //   - Hot standby. Several forwarders may run on one outbox and consumer group: one
-//     forwards while the others wait for its lock, and take over when it stops.
+//     holds the group's lock and forwards, the others stand by (StateStandby) and
+//     take over when it stops or its connection breaks. Stats and ReadLockHolder
+//     name the holder.
 //
 // Duplicates: an event is sent again when its batch was interrupted after it reached
 // Kafka but before progress was recorded, or when the broker's answer was lost.

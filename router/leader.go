@@ -238,8 +238,19 @@ func (f *Forwarder) leading(ctx context.Context, retryWait *time.Duration) bool 
 		return false
 	}
 	f.mu.Lock()
-	was := f.active
+	was, enteringStandby := f.active, !held && err == nil && f.state != StateStandby
+	f.mu.Unlock()
+	var holder *LockHolder
+	if held != was || enteringStandby {
+		// A change of role: name the new holder at once, with the role, rather
+		// than at the next StatsInterval.
+		holder, _ = ReadLockHolder(ctx, f.cfg.DB, f.cfg.Outbox)
+	}
+	f.mu.Lock()
 	f.active, f.activeSince = held, f.lead.since
+	if holder != nil {
+		f.holder = holder
+	}
 	f.mu.Unlock()
 	switch {
 	case err != nil:
@@ -263,7 +274,7 @@ func (f *Forwarder) leading(ctx context.Context, retryWait *time.Duration) bool 
 		f.recovered()
 		f.setState(StateStandby)
 		ev := f.log.Info().Str("consumer_group", f.cfg.Outbox.ConsumerGroup)
-		if h, _ := ReadLockHolder(ctx, f.cfg.DB, f.cfg.Outbox); h != nil {
+		if h := f.Stats().Holder; h != nil {
 			ev = ev.Str("holder", h.String())
 		}
 		ev.Msg("standby: another forwarder holds the group lock")

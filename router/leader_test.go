@@ -85,8 +85,13 @@ func TestOneForwarderIsActiveTheOtherStandsByAndTakesOver(t *testing.T) {
 			t.Errorf("active forwarded %d, standby %d; want 2 and 0", n1, n2)
 		}
 
+		old := *f2.Stats().Holder
 		stop1()
 		waitFor(t, 10*time.Second, "forwarder 2 to take over", func() bool { return f2.Stats().Active })
+		// The new holder is reported at once, not at the next StatsInterval.
+		if h := f2.Stats().Holder; h == nil || h.Connection == old.Connection {
+			t.Errorf("after the takeover the holder is %+v, the old one was %+v", h, old)
+		}
 		e.write(t, e.topic, []ev{{key: "a", seq: 2}}, true)
 		e.consumeDistinct(t, 3, 30*time.Second)
 		waitFor(t, 10*time.Second, "forwarder 2 to forward", func() bool { return f2.Stats().EventsForwarded == 1 })

@@ -19,6 +19,7 @@ import (
 
 	"github.com/millrace/millrace/adapter"
 	"github.com/millrace/millrace/internal/redact"
+	"github.com/millrace/millrace/router"
 )
 
 // errStopping is the readiness of a relay that is shutting down.
@@ -29,8 +30,9 @@ type probes struct {
 	alive    func() error
 	ready    func(context.Context) error
 	stopping *atomic.Bool
-	red      *redact.Redactor // masks the answers
-	console  http.Handler     // the live console at /; nil: a plain index
+	stats    func() router.Stats // the role and the lock holder in /readyz; nil for none
+	red      *redact.Redactor    // masks the answers
+	console  http.Handler        // the live console at /; nil: a plain index
 }
 
 // newHandler returns the relay's HTTP endpoints: /metrics (reg), /healthz
@@ -42,12 +44,7 @@ func newHandler(reg *prometheus.Registry, p probes, withPprof bool) http.Handler
 	mux.Handle("GET /healthz", adapter.HealthHandler(func(context.Context) error {
 		return p.redact(p.alive())
 	}))
-	mux.Handle("GET /readyz", adapter.HealthHandler(func(ctx context.Context) error {
-		if p.stopping.Load() {
-			return errStopping
-		}
-		return p.redact(p.ready(ctx))
-	}))
+	mux.Handle("GET /readyz", readyHandler(p)) // role.go
 	endpoints := []string{"/metrics", "/healthz", "/readyz"}
 	if withPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

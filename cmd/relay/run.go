@@ -175,7 +175,7 @@ func (a *app) start(ctx context.Context, cfg *config, log zerolog.Logger, stoppi
 	if !cfg.httpOff {
 		r.console = a.startConsole(r, ocfg)
 		h := newHandler(reg, probes{
-			alive: r.fwd.Alive, ready: r.fwd.HealthCheck, stopping: stopping, red: a.red,
+			alive: r.fwd.Alive, ready: r.fwd.HealthCheck, stopping: stopping, red: a.red, stats: r.fwd.Stats,
 			console: r.console.Handler(),
 		}, cfg.HTTP.Pprof)
 		if r.http, err = listenHTTP(cfg.HTTP.Addr, h); err != nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"text/tabwriter"
 	"time"
+
+	"github.com/millrace/millrace/router"
 )
 
 const statusHelp = `
@@ -15,20 +17,25 @@ prints one object for scripts:
 
   {"outbox":"outbox","consumer_group":"relay","dialect":"postgres",
    "database":"postgres://app:xxxxx@db:5432/app","pending":0,
-   "oldest_pending_seconds":0,"dead_letters":0,"last_forwarded_at":"2025-01-02T03:04:05Z"}
+   "oldest_pending_seconds":0,"dead_letters":0,"last_forwarded_at":"2025-01-02T03:04:05Z",
+   "lock_holder":{"host":"web-1","pid":4242,"since":"2025-01-02T03:00:00Z","connection":"postgres backend 311"}}
 
-last_forwarded_at is null when the group never forwarded anything.`
+last_forwarded_at is null when the group never forwarded anything. lock_holder is
+the active relay of the group, which forwards while the others stand by; null when
+no relay runs. On MySQL/MariaDB it is known by its connection only (host: the
+client address, when the user may see other connections).`
 
 // statusJSON is the output of relay status --json.
 type statusJSON struct {
-	Outbox               string     `json:"outbox"`
-	ConsumerGroup        string     `json:"consumer_group"`
-	Dialect              string     `json:"dialect"`
-	Database             string     `json:"database"`
-	Pending              int64      `json:"pending"`
-	OldestPendingSeconds float64    `json:"oldest_pending_seconds"`
-	DeadLetters          int64      `json:"dead_letters"`
-	LastForwardedAt      *time.Time `json:"last_forwarded_at"`
+	Outbox               string             `json:"outbox"`
+	ConsumerGroup        string             `json:"consumer_group"`
+	Dialect              string             `json:"dialect"`
+	Database             string             `json:"database"`
+	Pending              int64              `json:"pending"`
+	OldestPendingSeconds float64            `json:"oldest_pending_seconds"`
+	DeadLetters          int64              `json:"dead_letters"`
+	LastForwardedAt      *time.Time         `json:"last_forwarded_at"`
+	LockHolder           *router.LockHolder `json:"lock_holder"`
 }
 
 func (a *app) cmdStatus(args []string) int {
@@ -62,6 +69,10 @@ func (a *app) cmdStatus(args []string) int {
 		t := st.LastForwardedAt.UTC()
 		out.LastForwardedAt = &t
 	}
+	if out.LockHolder, err = router.ReadLockHolder(ctx, db, ocfg); err != nil {
+		fmt.Fprintf(a.stderr, "relay status: %v\n", err)
+		return exitFailure
+	}
 	if *asJSON {
 		enc := json.NewEncoder(a.stdout)
 		if err := enc.Encode(out); err != nil {
@@ -84,6 +95,14 @@ func (a *app) cmdStatus(args []string) int {
 		last = fmt.Sprintf("%s (%s ago)", out.LastForwardedAt.Format(time.RFC3339), roundDuration(time.Since(*out.LastForwardedAt)))
 	}
 	fmt.Fprintf(tw, "Last forwarded\t%s\n", last)
+	holder := "none: no relay of this group runs"
+	if h := out.LockHolder; h != nil {
+		holder = h.String() + " (" + h.Connection + ")"
+		if !h.Since.IsZero() {
+			holder += fmt.Sprintf(", active for %s", roundDuration(time.Since(h.Since)))
+		}
+	}
+	fmt.Fprintf(tw, "Active relay\t%s\n", holder)
 	_ = tw.Flush()
 	return exitOK
 }
