@@ -3,6 +3,7 @@ package adapter
 import (
 	"context"
 	"errors"
+	"reflect"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -11,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // TracerName is the instrumentation name of the spans the decorator creates.
@@ -42,6 +44,23 @@ func newTracer(tp trace.TracerProvider) trace.Tracer {
 	return tp.Tracer(TracerName)
 }
 
+// globalProviderSet reports whether the application installed a global tracer
+// provider (otel.SetTracerProvider) other than a no-op one. Until it does, otel's
+// global provider is a placeholder of its internal package whose spans cost
+// allocations and do nothing; should that type change name, this reports true
+// and the spans are merely created for nothing.
+func globalProviderSet() bool {
+	switch tp := otel.GetTracerProvider().(type) {
+	case noop.TracerProvider:
+		return false
+	default:
+		return reflect.TypeOf(tp).String() != "*global.tracerProvider"
+	}
+}
+
+// producerSpan is the start option of every publish span.
+var producerSpan = trace.WithSpanKind(trace.SpanKindProducer)
+
 // publishSpan is the span of one Publish call.
 type publishSpan struct{ span trace.Span }
 
@@ -58,13 +77,21 @@ func (p *Publisher) startSpan(topic string, msgs []*message.Message) publishSpan
 			break
 		}
 	}
-	ctx, span := p.tracer.Start(parent, "send "+topic,
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
+	// Without a tracer provider the call keeps the caller's span context (as a no-op
+	// tracer would) and allocates nothing for tracing.
+	ctx, span := parent, trace.Span(noop.Span{})
+	if p.cfg.TracerProvider != nil || globalProviderSet() {
+		ctx, span = p.tracer.Start(parent, "send "+topic, producerSpan)
+	}
+	if span.IsRecording() {
+		// Set after the start, so that without a tracer provider (a non-recording
+		// span) a call allocates nothing for them.
+		span.SetAttributes(
 			attribute.String("messaging.operation.type", "send"),
 			attribute.String("messaging.destination.name", topic),
 			attribute.Int("messaging.batch.message_count", len(msgs)),
-		))
+		)
+	}
 	parentSC := trace.SpanContextFromContext(parent)
 	var tc propagation.TraceContext
 	for _, m := range msgs {
@@ -76,6 +103,9 @@ func (p *Publisher) startSpan(topic string, msgs []*message.Message) publishSpan
 			from = ctx
 		} else if !sc.IsValid() {
 			continue
+		}
+		if !trace.SpanContextFromContext(from).IsValid() {
+			continue // nothing to write: no span, no provider
 		}
 		if m.Metadata == nil {
 			m.Metadata = make(message.Metadata)

@@ -6,12 +6,14 @@ import (
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/millrace/millrace/adapter"
 )
@@ -147,3 +149,52 @@ func extract(md message.Metadata) trace.SpanContext {
 	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier(md))
 	return trace.SpanContextFromContext(ctx)
 }
+
+// Without a tracer provider the decorator creates no span and allocates nothing for
+// tracing, but a message whose context carries a span context (a remote parent, say)
+// still gets it as its traceparent.
+func TestPublishWithoutAProviderCostsNoAllocationAndKeepsTheCallersContext(t *testing.T) {
+	p := newPub(t, nopInner{}, fast())
+	m := msg("a")
+	allocs := testing.AllocsPerRun(200, func() { _ = p.Publish("orders", m) })
+	if allocs > 1 { // the variadic slice of the call
+		t.Errorf("Publish allocates %v times per call without a provider, want at most 1", allocs)
+	}
+
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	remote := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, Remote: true})
+	m2 := msg("b")
+	m2.SetContext(trace.ContextWithSpanContext(context.Background(), remote))
+	if err := p.Publish("orders", m2); err != nil {
+		t.Fatal(err)
+	}
+	if got := m2.Metadata.Get("traceparent"); got != "00-"+tid.String()+"-"+sid.String()+"-01" {
+		t.Errorf("traceparent = %q, want the caller's span context", got)
+	}
+}
+
+// An application that installs its provider globally (otel.SetTracerProvider) gets
+// the decorator's spans without setting Config.TracerProvider.
+func TestPublishUsesTheGlobalProviderOnceTheApplicationInstallsOne(t *testing.T) {
+	p := newPub(t, nopInner{}, fast()) // created before the provider is installed
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	otel.SetTracerProvider(tp)
+	t.Cleanup(func() { otel.SetTracerProvider(noop.NewTracerProvider()); _ = tp.Shutdown(context.Background()) })
+
+	m := msg("a")
+	if err := p.Publish("orders", m); err != nil {
+		t.Fatal(err)
+	}
+	s := spanNamed(t, exp, "send orders")
+	if sc := extract(m.Metadata); sc.SpanID() != s.SpanContext.SpanID() {
+		t.Errorf("traceparent %q, want the publish span's", m.Metadata.Get("traceparent"))
+	}
+}
+
+// nopInner accepts every message.
+type nopInner struct{}
+
+func (nopInner) Publish(string, ...*message.Message) error { return nil }
+func (nopInner) Close() error                              { return nil }
