@@ -61,7 +61,7 @@ func newHandler(reg *prometheus.Registry, p probes, withPprof bool) http.Handler
 	}
 	if p.console != nil { // the console's page and its assets (internal/console)
 		mux.Handle("GET /{$}", p.console)
-		mux.Handle("GET /console/", p.console)
+		mux.Handle("GET /console/", masked(p.red, p.console)) // its state: errors, topics
 		return mux
 	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {

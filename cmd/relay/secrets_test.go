@@ -21,7 +21,7 @@ import (
 
 // The database password, pgx's sslpassword parameter and the SASL password never
 // appear in anything the relay prints or serves: logs at trace level, status, dlq
-// list, /metrics, /healthz, /readyz and pprof's command line, even when the URL is
+// list, /metrics, /healthz, /readyz, the console and pprof's command line, even when the URL is
 // given as a flag with a non-canonical escape (%2f). The relay authenticates with
 // each SASL mechanism against the in-process broker.
 func TestRelayNeverPrintsSecrets(t *testing.T) {
@@ -76,7 +76,7 @@ func TestRelayNeverPrintsSecrets(t *testing.T) {
 				return v == 1
 			}, func() string { return "the event was not forwarded:\n" + tail(p.stderr.String(), 3000) })
 			served := []string{metrics}
-			for _, path := range []string{"/healthz", "/readyz", "/debug/pprof/cmdline", "/"} {
+			for _, path := range []string{"/healthz", "/readyz", "/debug/pprof/cmdline", "/", "/console/api/state"} {
 				_, body := get(t, "http://"+addr+path)
 				served = append(served, body)
 			}
