@@ -32,6 +32,7 @@ import (
 const topic = "millrace-example-consumer-payments"
 
 func main() {
+	zerolog.DurationFieldFormat = zerolog.DurationFormatString // "2.3ms", not 2.3
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer cancel()
 

@@ -37,6 +37,7 @@ const (
 )
 
 func main() {
+	zerolog.DurationFieldFormat = zerolog.DurationFormatString // "2.3ms", not 2.3
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer cancel()
 
