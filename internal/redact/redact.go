@@ -50,8 +50,11 @@ func SecretParam(name string) bool {
 // rather than too little when a query value holds an "@". Without a scheme, raw is
 // read as keyword=value pairs (host=db password=...), or as user:password@... . A
 // raw string that fits none of these has no place for a secret and is returned as is.
+// One form is ambiguous and read as a URL: user:password@host without a scheme,
+// when the user is a valid scheme and the password starts with "//"
+// (app://pw@host is the scheme app and the user pw).
 func DSN(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
+	scheme, rest, ok := cutScheme(raw)
 	if !ok {
 		if userinfoForm(raw) {
 			at := strings.LastIndex(raw, "@")
@@ -63,6 +66,20 @@ func DSN(raw string) string {
 		return scheme + "://" + maskUserinfo(rest[:at]) + "@" + maskQuery(rest[at+1:])
 	}
 	return scheme + "://" + maskQuery(rest)
+}
+
+// cutScheme splits scheme://rest. A text before "://" that is not a URL scheme (a
+// letter, then letters, digits, "+", "-" or ".") is no scheme: u:// in
+// u://pw@host is a user and the start of a password.
+func cutScheme(raw string) (scheme, rest string, ok bool) {
+	scheme, rest, ok = strings.Cut(raw, "://")
+	if !ok || scheme == "" || !(scheme[0] >= 'a' && scheme[0] <= 'z' || scheme[0] >= 'A' && scheme[0] <= 'Z') ||
+		strings.ContainsFunc(scheme, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '+' || r == '-' || r == '.')
+		}) {
+		return "", raw, false
+	}
+	return scheme, rest, true
 }
 
 // userinfoForm reports whether raw, which has no scheme, is user:password@rest (the
@@ -215,7 +232,7 @@ func DSNSecrets(raw string) []string {
 			out = append(out, d)
 		}
 	}
-	_, rest, hasScheme := strings.Cut(raw, "://")
+	_, rest, hasScheme := cutScheme(raw)
 	if !hasScheme {
 		if !userinfoForm(raw) {
 			for _, kv := range keywords(raw) {

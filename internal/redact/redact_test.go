@@ -30,6 +30,8 @@ func TestDSN(t *testing.T) {
 		{"host=db password=p@ss user=app", "host=db password=xxxxx user=app"},
 		{"root:pw@tcp(db:3306)/test?parseTime=true", "root:xxxxx@tcp(db:3306)/test?parseTime=true"},
 		{"garbage with no scheme", "garbage with no scheme"},
+		{"0://00@0/0", "0:xxxxx@0/0"}, // not a scheme: user 0, password //00
+		{"u-1://pw@h", "u-1://pw@h"},  // a scheme and a user: see DSN
 	} {
 		if got := DSN(tt.raw); got != tt.want {
 			t.Errorf("DSN(%q) = %q, want %q", tt.raw, got, tt.want)
@@ -158,6 +160,9 @@ func FuzzRedactDSN(f *testing.F) {
 		}
 		if form%6 == 5 && sch != "" {
 			return
+		}
+		if _, _, ok := cutScheme(user + ":" + secret); ok && sch == "" && form%6 == 1 {
+			return // user://... without a scheme reads as a scheme and a user: see DSN
 		}
 		raw := build(secret)
 		probe := New(secret)
