@@ -2,6 +2,8 @@ package adapter
 
 import (
 	"errors"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,8 +26,9 @@ type Metrics struct {
 	// its error, of all classes: retries exhausted or budget spent (retriable),
 	// rejected (permanent), fatal, or canceled.
 	MessagesGivenUp int64
-	// GivenUpByClass splits MessagesGivenUp by class, indexed by Class.
-	GivenUpByClass [numClasses]int64
+	// GivenUpByClass splits MessagesGivenUp by class, indexed by Class; it prints
+	// with the class names.
+	GivenUpByClass ByClass
 	// AttemptFailures counts failed attempts of one message, retried or not: a
 	// message tried three times before it went through counts 2 here.
 	AttemptFailures int64
@@ -38,6 +41,18 @@ type Metrics struct {
 	AvgPublishTime time.Duration
 	// InFlight is the number of Publish calls running now.
 	InFlight int64
+}
+
+// ByClass holds one counter per Class, indexed by Class.
+type ByClass [numClasses]int64
+
+// String names each counter by its class: "retriable=0 permanent=1 fatal=0 canceled=0".
+func (b ByClass) String() string {
+	parts := make([]string, len(b))
+	for c, n := range b {
+		parts[c] = Class(c).String() + "=" + strconv.FormatInt(n, 10)
+	}
+	return strings.Join(parts, " ")
 }
 
 // GivenUp returns the number of messages given up on with class c.

@@ -114,11 +114,7 @@ func main() {
 		log.Fatal(err) // a *adapter.PublishError with the class and attempts
 	}
 	m := pub.Metrics()
-	givenUp := make([]string, 0, 4)
-	for _, c := range []adapter.Class{adapter.Retriable, adapter.Permanent, adapter.Fatal, adapter.Canceled} {
-		givenUp = append(givenUp, fmt.Sprintf("%s=%d", c, m.GivenUp(c)))
-	}
-	log.Printf("2. published %s to %s: %d published, %d retries, given up %s, %v per call",
+	log.Printf("2. published %s to %s: %d published, %d retries, given up %v, %v per call",
 		msg.UUID, strings.Join(brokers, ","), m.MessagesPublished, m.RetriesTotal,
-		strings.Join(givenUp, " "), m.AvgPublishTime.Round(time.Microsecond))
+		m.GivenUpByClass, m.AvgPublishTime.Round(time.Microsecond))
 }
