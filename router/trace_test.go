@@ -11,6 +11,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -223,5 +225,40 @@ func TestKcatReadsTheTraceHeaders(t *testing.T) {
 	}
 	if hdrs[kafka.UUIDHeaderKey] != ids[0] {
 		t.Errorf("kcat headers %q, want %s=%s", lines[0], kafka.UUIDHeaderKey, ids[0])
+	}
+}
+
+// A batch stopped by a failure ends its span with an error status and the class.
+func TestAFailedBatchSpanCarriesTheClass(t *testing.T) {
+	e := newTraceEnv(t)
+	e.kc.RequireFake(t)
+	e.kc.FailProduce(t, e.topic, kerr.NetworkException, -1)
+	e.writeTraced(t, context.Background(), "stuck")
+	pub := e.publisher(t, adapter.Config{TracerProvider: e.tp, MaxRetries: -1})
+	f := e.forwarder(t, pub, func(c *router.Config) { c.TracerProvider = e.tp })
+	stop := start(t, f)
+	waitFor(t, 20*time.Second, "a failed batch span", func() bool {
+		for _, s := range e.spans("forward " + e.ocfg.Name) {
+			if s.Status.Code == codes.Error {
+				return true
+			}
+		}
+		return false
+	})
+	stop()
+	for _, s := range e.spans("forward " + e.ocfg.Name) {
+		if s.Status.Code != codes.Error {
+			continue
+		}
+		for _, kv := range s.Attributes {
+			if string(kv.Key) == adapter.AttrErrorClass && kv.Value.AsString() != "retriable" {
+				t.Errorf("%s = %q, want retriable", adapter.AttrErrorClass, kv.Value.AsString())
+			}
+			if string(kv.Key) == adapter.AttrErrorClass {
+				return
+			}
+		}
+		t.Errorf("failed batch span without %s: %v", adapter.AttrErrorClass, s.Attributes)
+		return
 	}
 }
