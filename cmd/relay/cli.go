@@ -111,7 +111,8 @@ Commands:
 	}
 	fmt.Fprint(w, `
 Run 'relay help <command>' or 'relay <command> --help' for a command's flags, and
-'relay help env' for every setting with its default.
+'relay help env' for every setting with its default. 'relay --version' (or -v)
+prints the version.
 
 Exit codes: 0 done (or stopped by SIGTERM/SIGINT), 1 failed at run time, 2 invalid
 settings or usage.

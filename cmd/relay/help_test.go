@@ -13,7 +13,7 @@ func TestRelayHelpAndVersion(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{"help"}, []string{"Commands:", "migrate", "dlq", "Exit codes"}},
+		{[]string{"help"}, []string{"Commands:", "migrate", "dlq", "Exit codes", "relay --version"}},
 		{[]string{"--help"}, []string{"Commands:"}},
 		{[]string{"help", "env"}, []string{"| `RELAY_DATABASE_URL` |", "| `LOG_FORMAT` |"}},
 		{[]string{"run", "--help"}, []string{"Usage: relay [run] [flags]", "-kafka-brokers", "RELAY_SHUTDOWN_TIMEOUT"}},

@@ -293,6 +293,7 @@ func debugLogger() *zerolog.Logger {
 		return nil
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano // millisecond timestamps in the console
+	zerolog.DurationFieldFormat = zerolog.DurationFormatString
 	l := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, NoColor: true, TimeFormat: "15:04:05.000"}).
 		Level(zerolog.DebugLevel).With().Timestamp().Logger()
 	return &l
