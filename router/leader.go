@@ -149,7 +149,8 @@ func parseApplicationName(s string) LockHolder {
 // LockPollInterval and read nothing meanwhile; when the holder stops, or its
 // connection breaks, the database releases the lock and a standby takes over. The
 // batch lock of outbox.Reader still guards every batch: two forwarders that both
-// believe they lead (a connection lost unnoticed) still never interleave.
+// believe they lead (a connection lost unnoticed, or a pooler such as PgBouncer
+// in transaction mode, which cannot keep a session lock) still never interleave.
 type leader struct {
 	db      *sql.DB
 	cfg     outbox.Config
