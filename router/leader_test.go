@@ -3,6 +3,7 @@ package router_test
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,5 +115,59 @@ func TestLockHolderString(t *testing.T) {
 	}
 	if got := (router.LockHolder{Connection: "mysql connection 9"}).String(); got != "mysql connection 9" {
 		t.Errorf("String() = %q", got)
+	}
+}
+
+// When the database ends the active forwarder's lock connection (a network cut, a
+// failover, pg_terminate_backend), the lock passes on (to the standby, unless the
+// old holder is quicker to take it back), and never are both active: the one
+// without the lock stands by and forwards nothing.
+func TestALostLockConnectionHandsOverToTheStandby(t *testing.T) {
+	e := newEnv(t, outbox.Postgres)
+	ctx := context.Background()
+	f1 := e.forwarder(t, e.publisher(t, adapter.Config{}), nil)
+	f2 := e.forwarder(t, e.publisher(t, adapter.Config{}), nil)
+	start(t, f1)
+	waitFor(t, 10*time.Second, "forwarder 1 active", func() bool { return f1.Stats().Active })
+	start(t, f2)
+	waitFor(t, 10*time.Second, "forwarder 2 standing by", func() bool { return f2.Stats().State == router.StateStandby })
+
+	h, err := router.ReadLockHolder(ctx, e.db, e.ocfg)
+	if err != nil || h == nil {
+		t.Fatalf("ReadLockHolder = %+v, %v", h, err)
+	}
+	backend := strings.TrimPrefix(h.Connection, "postgres backend ")
+	var ok bool
+	if err := e.db.QueryRowContext(ctx, `SELECT pg_terminate_backend($1::int)`, backend).Scan(&ok); err != nil || !ok {
+		t.Fatalf("pg_terminate_backend(%s) = %v, %v", backend, ok, err)
+	}
+	// The old holder notices within leaderCheckInterval (1s).
+	var active, standby *router.Forwarder
+	waitFor(t, 10*time.Second, "a new lock connection, one forwarder active, the other standing by", func() bool {
+		h2, err := router.ReadLockHolder(ctx, e.db, e.ocfg)
+		if err != nil || h2 == nil || h2.Connection == h.Connection {
+			return false
+		}
+		s1, s2 := f1.Stats(), f2.Stats()
+		switch {
+		case s1.Active && !s2.Active && s2.State == router.StateStandby:
+			active, standby = f1, f2
+		case s2.Active && !s1.Active && s1.State == router.StateStandby:
+			active, standby = f2, f1
+		default:
+			return false
+		}
+		return true
+	})
+	time.Sleep(1500 * time.Millisecond) // past leaderCheckInterval: a second leader would show
+	if f1.Stats().Active == f2.Stats().Active {
+		t.Fatalf("active: forwarder 1 %v, forwarder 2 %v", f1.Stats().Active, f2.Stats().Active)
+	}
+	before := active.Stats().EventsForwarded
+	e.write(t, e.topic, []ev{{key: "a", seq: 1}}, true)
+	e.consumeDistinct(t, 1, 30*time.Second)
+	waitFor(t, 10*time.Second, "the active forwarder to forward", func() bool { return active.Stats().EventsForwarded == before+1 })
+	if n := standby.Stats().EventsForwarded; n != 0 {
+		t.Errorf("the standby forwarded %d events", n)
 	}
 }
