@@ -105,6 +105,11 @@ func TestRelayDevPrintsAnEmittedEventAndServesItsBroker(t *testing.T) {
 		}
 	}
 
+	// The payload is printed for the developer on standard output, never logged.
+	if strings.Contains(dev.stderr.String(), "order_id") {
+		t.Errorf("relay dev's logs contain the payload:\n%s", dev.stderr.String())
+	}
+
 	dev.signal(syscall.SIGINT)
 	if code := dev.wait(30 * time.Second); code != 0 {
 		t.Fatalf("relay dev exited with %d after SIGINT\n%s", code, tail(dev.stderr.String(), 4000))
