@@ -330,7 +330,10 @@ func TestAnUnrelatedOpenTransactionDoesNotDelayForwarding(t *testing.T) {
 	p50, p99, worst := lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
 	t.Logf("%d events while transaction %s stayed open %v in database postgres: commit-to-Kafka p50 %v, p99 %v, max %v",
 		len(lat), xid, hold, p50, p99, worst)
-	if p99 > 100*time.Millisecond || worst > time.Second {
+	// Alone on this machine p99 is under 10 ms; the bound leaves room for a loaded
+	// CI machine (one run under load average 5 measured 100.3 ms), while a reader
+	// held back by the transaction shows the whole hold time (10 s).
+	if p99 > 250*time.Millisecond || worst > time.Second {
 		t.Fatalf("events were held back by an unrelated open transaction: p99 %v, max %v", p99, worst)
 	}
 }
