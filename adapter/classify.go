@@ -12,6 +12,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/eapache/go-resiliency/breaker"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // ErrClosed is returned by Publish after Close. Classify reports it as Fatal: the
@@ -33,8 +35,11 @@ const (
 const maxDepth = 32
 
 // Classify says what a publish failure means for the next attempt. It is written for
-// Kafka through sarama (and watermill-kafka), and falls back to Retriable for errors
-// it does not know, which the caller bounds with its time budget.
+// Kafka through franz-go (KafkaPublisher: kerr codes, kgo.ErrRecordTimeout,
+// ErrRecordRetries, ErrMaxBuffered, ErrClientClosed) and through sarama
+// (watermill-kafka's publisher), with one table of broker error codes for both, and
+// falls back to Retriable for errors it does not know, which the caller bounds with
+// its time budget. ErrHeldBack is Retriable whatever failure it wraps.
 //
 // Classify walks the whole error tree: Unwrap() error, Unwrap() []error (errors.Join,
 // sarama's out-of-brokers error), Cause() error, sarama.ProducerErrors and
@@ -117,6 +122,11 @@ func (w *walker) visit(err error, depth int) {
 
 	// sarama's producer error shapes carry the broker error inside.
 	switch e := err.(type) {
+	case *heldBackError:
+		// The message was failed for a record before it in its partition: it is
+		// fine itself, whatever the class of that record's failure.
+		w.add(Retriable)
+		return
 	case sarama.ProducerErrors:
 		// SendMessages and AsyncProducer.Close return a batch with no Unwrap: every
 		// message's error counts, the most severe wins.
@@ -168,6 +178,16 @@ func classifyNode(err error) (c Class, ok bool) {
 	switch e := err.(type) {
 	case sarama.KError:
 		return kerrorClass(e)
+	case *kerr.Error:
+		// franz-go's broker error codes: the same table as sarama's.
+		if e == nil {
+			return Retriable, false
+		}
+		if c, ok := kerrorClass(sarama.KError(e.Code)); ok {
+			return c, true
+		}
+		// A code with no row: franz-go's own verdict, else unknown.
+		return Retriable, e.Retriable
 	case sarama.ConfigurationError:
 		if strings.HasPrefix(string(e), saramaTooLarge) {
 			// The message is larger than Producer.MaxMessageBytes: sarama refuses it
@@ -232,6 +252,20 @@ func classifyNode(err error) (c Class, ok bool) {
 	case context.Canceled, context.DeadlineExceeded:
 		// The caller's context ended: the caller no longer waits for this message.
 		return Canceled, true
+	case kgo.ErrRecordTimeout, kgo.ErrRecordRetries:
+		// franz-go gave up on the record after its delivery timeout or retries (and
+		// failed the records behind it in the partition): the cluster did not
+		// recover in time; the decorator's budget decides whether to wait longer.
+		return Retriable, true
+	case kgo.ErrMaxBuffered:
+		// franz-go's buffer is full: back off and let it drain.
+		return Retriable, true
+	case kgo.ErrAborting:
+		// Buffered records were aborted (transactions only): the next attempt can go.
+		return Retriable, true
+	case kgo.ErrClientClosed:
+		// The franz-go client was closed: nothing can be sent again.
+		return Fatal, true
 	case sarama.ErrClosedClient:
 		// The sarama client was closed under the producer: nothing can be sent again.
 		return Fatal, true
@@ -319,6 +353,7 @@ func buildProbes() []probeTarget {
 	ps := []probeTarget{}
 	for _, e := range []error{
 		ErrClosed, ErrNilMessage, ErrHeldBack, context.Canceled, context.DeadlineExceeded,
+		kgo.ErrRecordTimeout, kgo.ErrRecordRetries, kgo.ErrMaxBuffered, kgo.ErrAborting, kgo.ErrClientClosed,
 		sarama.ErrClosedClient, sarama.ErrShuttingDown, sarama.ErrTransactionNotReady,
 		sarama.ErrNonTransactedProducer, sarama.ErrInvalidPartition, sarama.ErrOutOfBrokers,
 		sarama.ErrBrokerNotFound, sarama.ErrNotConnected, sarama.ErrAlreadyConnected,

@@ -20,7 +20,9 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/eapache/go-resiliency/breaker"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -128,7 +130,59 @@ func TestClassify_kafkaErrorCodes(t *testing.T) {
 					t.Errorf("%s: Classify = %v, want %v", shape, got, tc.want)
 				}
 			}
+
+			// The same code from franz-go (KafkaPublisher), in the shapes it produces.
+			ke, ok := kerr.ErrorForCode(tc.code).(*kerr.Error)
+			if !ok || ke.Code != tc.code {
+				if tc.code == 999 {
+					ke = &kerr.Error{Message: "UNKNOWN_999", Code: 999}
+				} else {
+					t.Fatalf("kerr has no error for code %d", tc.code)
+				}
+			}
+			kshapes := map[string]error{
+				"bare *kerr.Error":                  ke,
+				"as franz-go wraps a too large one": fmt.Errorf("%w (uncompressed_bytes=%d, compressed_bytes=%d)", ke, 10, 5),
+				"as KafkaPublisher reports it":      fmt.Errorf("adapter: kafka: publish message u to %q: %w", "t", brokerError(ke)),
+				"in a BatchError":                   &BatchError{Topic: "t", Errors: []error{nil, brokerError(ke)}},
+			}
+			for shape, err := range kshapes {
+				if got := Classify(err); got != tc.want {
+					t.Errorf("franz-go, %s: Classify = %v, want %v", shape, got, tc.want)
+				}
+			}
+			if !errors.Is(brokerError(ke), tc.err) || !errors.Is(brokerError(ke), ke) {
+				t.Errorf("brokerError(%v) does not match both sarama's %v and kerr's", ke, tc.err)
+			}
+			// Held back behind another record: retriable whatever the cause.
+			if got := Classify(fmt.Errorf("publish: %w", &heldBackError{cause: brokerError(ke)})); got != Retriable {
+				t.Errorf("held back behind %v: Classify = %v, want retriable", ke, got)
+			}
 		})
+	}
+}
+
+// TestClassify_franzGoClientErrors covers the errors franz-go's client gives a
+// produce callback besides broker codes.
+func TestClassify_franzGoClientErrors(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want Class
+	}{
+		{kgo.ErrRecordTimeout, Retriable},
+		{kgo.ErrRecordRetries, Retriable},
+		{kgo.ErrMaxBuffered, Retriable},
+		{kgo.ErrAborting, Retriable},
+		{kgo.ErrClientClosed, Fatal},
+		{&kgo.ErrFirstReadEOF{}, Retriable},
+		{fmt.Errorf("unable to dial: %w", &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}), Retriable},
+		{&heldBackError{cause: kgo.ErrClientClosed}, Retriable},
+	} {
+		for _, err := range []error{tc.err, fmt.Errorf("adapter: kafka: publish message u to \"t\": %w", tc.err)} {
+			if got := Classify(err); got != tc.want {
+				t.Errorf("Classify(%v) = %v, want %v", err, got, tc.want)
+			}
+		}
 	}
 }
 

@@ -1,17 +1,25 @@
 package adapter
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"math"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
 
 // Defaults of KafkaConfig. Each is explained on the field it applies to.
@@ -19,19 +27,18 @@ const (
 	DefaultKafkaClientID        = "millrace"
 	DefaultKafkaMaxMessageBytes = 1 << 20 // 1 MiB
 	DefaultKafkaDialTimeout     = 10 * time.Second
-	DefaultKafkaReadTimeout     = 30 * time.Second
-	DefaultKafkaWriteTimeout    = 30 * time.Second
 	DefaultKafkaProduceTimeout  = 10 * time.Second
+	DefaultKafkaDeliveryTimeout = 30 * time.Second
 	DefaultKafkaMetadataRefresh = 5 * time.Minute
-	DefaultKafkaRetryMax        = 3
 	DefaultKafkaRetryBackoff    = 100 * time.Millisecond
 	DefaultKafkaPingTimeout     = 5 * time.Second
-	DefaultKafkaLinger          = time.Millisecond
 )
 
-// DefaultKafkaVersion is the Kafka protocol version KafkaConfig assumes when Version is
-// zero. See KafkaConfig.Version.
-var DefaultKafkaVersion = sarama.V3_6_0_0
+// minDeliveryTimeout is the shortest RecordDeliveryTimeout franz-go accepts.
+const minDeliveryTimeout = time.Second
+
+// maxKafkaMessageBytes is the largest MaxMessageBytes franz-go accepts for a batch.
+const maxKafkaMessageBytes = 1 << 30
 
 // Acks is how many brokers must have written a message before the producer counts it
 // as written (Kafka's acks). Its values are not Kafka's wire values: the zero value is
@@ -47,8 +54,7 @@ const (
 	// the leader dies before its followers copied it. Needs DisableIdempotence.
 	AcksLeader
 	// AcksNone does not wait for any answer (acks=0, fire and forget): nothing tells
-	// a lost message from a written one, and offsets are not reported. Needs
-	// DisableIdempotence.
+	// a lost message from a written one. Needs DisableIdempotence.
 	AcksNone
 )
 
@@ -66,14 +72,28 @@ func (a Acks) String() string {
 	}
 }
 
-func (a Acks) sarama() sarama.RequiredAcks {
+// MarshalText writes the name String returns, so that JSON shows "all".
+func (a Acks) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// UnmarshalText reads "all", "leader" or "none".
+func (a *Acks) UnmarshalText(b []byte) error {
+	for _, v := range []Acks{AcksAll, AcksLeader, AcksNone} {
+		if string(b) == v.String() {
+			*a = v
+			return nil
+		}
+	}
+	return errors.New("adapter: acks must be all, leader or none")
+}
+
+func (a Acks) kgo() kgo.Acks {
 	switch a {
 	case AcksLeader:
-		return sarama.WaitForLocal
+		return kgo.LeaderAck()
 	case AcksNone:
-		return sarama.NoResponse
+		return kgo.NoAck()
 	default:
-		return sarama.WaitForAll
+		return kgo.AllISRAcks()
 	}
 }
 
@@ -96,6 +116,8 @@ const (
 	CompressionGZIP
 )
 
+var compressions = []Compression{CompressionSnappy, CompressionNone, CompressionLZ4, CompressionZSTD, CompressionGZIP}
+
 // String returns the codec's name as Kafka spells it (compression.type).
 func (c Compression) String() string {
 	switch c {
@@ -114,219 +136,199 @@ func (c Compression) String() string {
 	}
 }
 
-func (c Compression) sarama() sarama.CompressionCodec {
+// MarshalText writes the name String returns, so that JSON shows "snappy".
+func (c Compression) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// UnmarshalText reads a codec name as String writes it.
+func (c *Compression) UnmarshalText(b []byte) error {
+	for _, v := range compressions {
+		if string(b) == v.String() {
+			*c = v
+			return nil
+		}
+	}
+	return errors.New("adapter: compression must be snappy, none, lz4, zstd or gzip")
+}
+
+func (c Compression) kgo() kgo.CompressionCodec {
 	switch c {
 	case CompressionNone:
-		return sarama.CompressionNone
+		return kgo.NoCompression()
 	case CompressionLZ4:
-		return sarama.CompressionLZ4
+		return kgo.Lz4Compression()
 	case CompressionZSTD:
-		return sarama.CompressionZSTD
+		return kgo.ZstdCompression()
 	case CompressionGZIP:
-		return sarama.CompressionGZIP
+		return kgo.GzipCompression()
 	default:
-		return sarama.CompressionSnappy
+		return kgo.SnappyCompression()
 	}
 }
 
-// KafkaConfig configures a KafkaPublisher. It is passed by value; a zero field means
-// its default, and NewKafkaPublisher rejects invalid values with an error naming the
-// field. No zero value weakens delivery.
+// SASLMechanism names a SASL mechanism KafkaSASL supports.
+type SASLMechanism string
+
+// SASL mechanisms, spelled as Kafka spells them.
+const (
+	SASLPlain       SASLMechanism = "PLAIN"
+	SASLSCRAMSHA256 SASLMechanism = "SCRAM-SHA-256"
+	SASLSCRAMSHA512 SASLMechanism = "SCRAM-SHA-512"
+)
+
+// KafkaConfig configures a KafkaPublisher, which produces through franz-go
+// (github.com/twmb/franz-go/pkg/kgo). It is passed by value; a zero field means its
+// default, and NewKafkaPublisher rejects invalid values with an error naming the
+// field (never echoing the value). No zero value weakens delivery.
 //
-// Delivery and ordering: by default the producer is idempotent (acks=all, one request
-// in flight per broker connection, sarama's internal retries de-duplicated by the
-// broker), so messages with the same partition key stay in order on their partition,
-// also across sarama's internal retries. With DisableIdempotence the producer still
-// keeps a single request in flight per connection, which keeps that order; raising
-// Net.MaxOpenRequests through OverwriteSaramaConfig without idempotence gives it up.
+// Delivery and ordering: by default the producer is idempotent with acks=all, so the
+// broker de-duplicates franz-go's own retries and keeps their order. franz-go retries
+// retriable broker errors and connection failures by itself, with the same sequence
+// numbers, until DeliveryTimeout; when a record fails, every record buffered behind
+// it in the same partition fails too, so a later record is never written ahead of an
+// earlier one that failed. The Publisher decorator resends what failed, a key's
+// failed records in their order, before anything later of that key is produced; such
+// a resend is a new record, so delivery through the decorator is at-least-once.
 //
-// Retries happen at two levels. Sarama retries the errors it knows to be transient
-// (leader changes, timeouts, not enough replicas: see Retry) inside one Publish call,
-// and with the idempotent producer those retries never duplicate a message. The
-// Publisher decorator retries what is still failing after that, with backoff and a
-// time budget; such a resend is a new record, so it can duplicate. Keep Retry small:
-// every decorator attempt includes up to Retry.Max+1 sarama attempts.
+// json.Marshal(cfg) works: it leaves out the password and the fields that are code
+// (marshalers, the TLS base config, Options). String and GoString print no secret.
 type KafkaConfig struct {
 	// Brokers are the bootstrap addresses (host:port) of the cluster. Required.
-	Brokers []string
+	Brokers []string `json:"brokers"`
 
 	// Marshaler turns a Watermill message into a Kafka record. Defaults to
 	// watermill-kafka's kafka.DefaultMarshaler{}, so that watermill-kafka subscribers
 	// read the messages unchanged (UUID in the _watermill_message_uuid header, one
 	// header per metadata entry, no key). Use KeyFromMetadata, or watermill-kafka's
-	// kafka.NewWithPartitioningMarshaler, to set a partition key. DefaultMarshaler and
-	// KeyFromMetadata take an allocation-free path; other marshalers are called once
-	// per message, and the Metadata field of the sarama.ProducerMessage they return is
-	// overwritten (the publisher tracks the message with it).
-	Marshaler kafka.Marshaler
+	// kafka.NewWithPartitioningMarshaler, to set a partition key. Any
+	// watermill-kafka marshaler works: the *sarama.ProducerMessage it returns is
+	// converted to a franz-go record (topic, key, value, headers, timestamp; its
+	// Partition and Metadata are ignored: keys choose partitions as sarama's default
+	// hash partitioner does). A marshaler that also implements KafkaRecordMarshaler
+	// (DefaultMarshaler's built-in path, KeyFromMetadata, router.Marshaler) is called
+	// through MarshalRecord instead, without the conversion.
+	Marshaler kafka.Marshaler `json:"-"`
+
+	// RecordMarshaler, when set, replaces Marshaler: it builds the franz-go record
+	// directly.
+	RecordMarshaler KafkaRecordMarshaler `json:"-"`
 
 	// ClientID is sent with every request, for the broker's logs, quotas and ACLs.
-	// Defaults to "millrace", rather than sarama's "sarama", so brokers can tell this
-	// library's traffic apart.
-	ClientID string
+	// Defaults to "millrace", so brokers can tell this library's traffic apart.
+	ClientID string `json:"client_id,omitempty"`
 
 	// RequiredAcks is how many replicas must have written a message before it counts as
 	// written. Defaults to AcksAll (the zero value): anything weaker can lose
 	// acknowledged messages, and the idempotent producer requires it.
-	RequiredAcks Acks
+	RequiredAcks Acks `json:"required_acks"`
 
 	// DisableIdempotence turns the idempotent producer off. Defaults to false
-	// (idempotent): the broker then de-duplicates sarama's internal retries and keeps
-	// their order. It must be set to use AcksLeader or AcksNone. Ordering per
-	// partition is still kept (one request in flight per connection), but an internal
-	// retry of a request whose answer was lost can duplicate messages.
-	DisableIdempotence bool
+	// (idempotent): the broker then de-duplicates franz-go's internal retries and
+	// keeps their order. It must be set to use AcksLeader or AcksNone; franz-go then
+	// keeps one request in flight per broker, which keeps order, but a retry of a
+	// request whose answer was lost can duplicate.
+	DisableIdempotence bool `json:"disable_idempotence,omitempty"`
 
 	// Compression is the codec of the record batches. Defaults to CompressionSnappy
 	// (the zero value): the cheapest codec in CPU, supported by every broker and
-	// client, and it cuts the bytes of JSON-like events on the network and on the
-	// brokers' disks several times over. With 1000-message calls on the in-process
-	// test broker it measured about as fast as no compression, often faster (that
-	// broker shares the CPU and copies fewer bytes); the cost is producer CPU. Set
-	// CompressionNone to turn it off.
-	Compression Compression
+	// client. Set CompressionNone to turn it off.
+	Compression Compression `json:"compression"`
 
-	// MaxMessageBytes is the largest record, as sarama measures it (payload, key,
-	// headers and record overhead), that Publish accepts; a larger message fails at
-	// once, permanently, without being sent. It is also the largest batch sarama builds
-	// for one partition. Defaults to 1 MiB (1048576), just under Kafka's default
-	// message.max.bytes (1048588), so that a default broker never rejects what the
-	// producer accepted. Raise it only together with the topic's max.message.bytes.
-	MaxMessageBytes int
+	// MaxMessageBytes is the largest record batch, before compression, the producer
+	// builds for one partition (franz-go's ProducerBatchMaxBytes); a single record
+	// larger than that fails at once, permanently, without being sent. Defaults to
+	// 1 MiB (1048576), just under Kafka's default message.max.bytes (1048588). Raise
+	// it only together with the topic's max.message.bytes. At most 1 GiB.
+	MaxMessageBytes int `json:"max_message_bytes,omitempty"`
 
-	// Flush controls how sarama groups messages into produce requests. Defaults to a
-	// linger of 1ms: see KafkaFlush.
-	Flush KafkaFlush
+	// Linger is how long the publisher waits, when a call arrives and no round is in
+	// flight, for more calls to share the round (see KafkaPublisher). Calls that
+	// arrive while a round is in flight share the next one anyway. Defaults to 0:
+	// a lone call is sent at once.
+	Linger time.Duration `json:"linger,omitempty"`
+
+	// DeliveryTimeout bounds how long franz-go keeps retrying a record by itself
+	// (Kafka's delivery.timeout.ms, franz-go's RecordDeliveryTimeout) before failing
+	// it, and every record buffered behind it in its partition, with
+	// kgo.ErrRecordTimeout (Retriable: the decorator decides what happens next).
+	// franz-go never fails a record it has sent before the broker answers (the broker
+	// may have written it: failing it could let a resend land behind later records),
+	// so during an outage a call whose records were in flight waits for the broker,
+	// or for the end of its messages' context, or for Close. Defaults to 30s; NewKafka lowers it
+	// to a quarter of the decorator's MaxElapsedTime when that is shorter, so that
+	// the decorator's budget is what bounds a call. At least 1s (franz-go's
+	// minimum); a negative value means no limit.
+	DeliveryTimeout time.Duration `json:"delivery_timeout,omitempty"`
 
 	// DialTimeout bounds opening a connection to a broker, TLS and SASL included.
-	// Defaults to 10s (sarama: 30s): an unreachable broker is reported early enough
-	// for the decorator's retries and time budget to matter.
-	DialTimeout time.Duration
-	// ReadTimeout bounds waiting for a broker's answer. It must be longer than
-	// ProduceTimeout, or the client gives up on requests the broker is still allowed to
-	// answer. Defaults to 30s (sarama's, and Kafka's request.timeout.ms).
-	ReadTimeout time.Duration
-	// WriteTimeout bounds writing a request to a broker. Defaults to 30s (sarama's).
-	WriteTimeout time.Duration
+	// Defaults to 10s.
+	DialTimeout time.Duration `json:"dial_timeout,omitempty"`
 	// ProduceTimeout is how long the broker waits for the in-sync replicas to
-	// acknowledge a produce request under AcksAll (sarama's Producer.Timeout). Defaults
-	// to 10s (sarama's); the broker then answers REQUEST_TIMED_OUT, which sarama
-	// retries.
-	ProduceTimeout time.Duration
-	// MetadataRefresh is how often the cluster metadata is refreshed in the background,
-	// to learn of new partitions and brokers. A negative value disables it. Defaults to
-	// 5m, like Kafka's metadata.max.age.ms (sarama: 10m).
-	MetadataRefresh time.Duration
+	// acknowledge a produce request under AcksAll (the request's timeout, Kafka's
+	// request.timeout.ms for produce). Defaults to 10s; the broker then answers
+	// REQUEST_TIMED_OUT, which franz-go retries.
+	ProduceTimeout time.Duration `json:"produce_timeout,omitempty"`
+	// MetadataRefresh is the longest the cluster metadata is cached, to learn of new
+	// partitions and brokers (metadata.max.age.ms). Defaults to 5m.
+	MetadataRefresh time.Duration `json:"metadata_refresh,omitempty"`
+	// RetryBackoff is the first wait before franz-go retries a request after a
+	// retriable failure; it doubles on each further failure up to ten times its
+	// value, with 20% jitter (KIP-580). A negative value means no wait. Defaults to
+	// 100ms, like Kafka's retry.backoff.ms.
+	RetryBackoff time.Duration `json:"retry_backoff,omitempty"`
 
-	// Retry controls sarama's internal retries. Defaults: 3 retries, 100ms apart.
-	Retry KafkaRetry
-
-	// PingTimeout bounds Ping when its context has no earlier deadline. Defaults to 5s,
-	// the decorator's BrokerCheckTimeout.
-	PingTimeout time.Duration
+	// PingTimeout bounds Ping when its context has no earlier deadline, and the
+	// connection check of NewKafkaPublisher. Defaults to 5s, the decorator's
+	// BrokerCheckTimeout.
+	PingTimeout time.Duration `json:"ping_timeout,omitempty"`
 
 	// TLS configures encryption. Off unless one of its fields is set.
-	TLS KafkaTLS
+	TLS KafkaTLS `json:"tls"`
 
 	// SASL configures authentication. Off unless Mechanism or User is set.
-	SASL KafkaSASL
+	SASL KafkaSASL `json:"sasl"`
 
-	// Version is the Kafka protocol version the producer assumes. It must be at least
-	// 0.11 (record headers, which carry the message UUID, and the idempotent
-	// producer). Sarama negotiates each request's version down to what the broker
-	// supports (ApiVersions), so a newer value is safe with older brokers. Defaults to
-	// DefaultKafkaVersion (3.6), which the in-process test broker and current clusters
-	// support; sarama's own default is 2.8.
-	Version sarama.KafkaVersion
-
-	// OverwriteSaramaConfig, when set, is called with the sarama configuration built
-	// from the fields above, just before it is validated: the escape hatch for any
-	// sarama setting not exposed here. Producer.Return.Successes and
-	// Producer.Return.Errors must stay true. Beware of shortening Metadata.Retry:
-	// after three failed partition lookups sarama's producer opens a circuit breaker
-	// for 10s, so a short outage can then delay recovery by 10s.
-	OverwriteSaramaConfig func(*sarama.Config)
-}
-
-// KafkaFlush controls batching (sarama's Producer.Flush). Sarama sends a produce
-// request per broker whenever the previous one was answered (one request in flight
-// per connection) and Flush says when what has arrived since is worth sending.
-//
-// The default is a linger of 1 ms: a request leaves at most 1 ms after its first
-// message. Without it, sarama sends the first messages of a call in a small request
-// and the rest follows in several more, one round trip each. Measured with
-// 1000-message calls through a proxy adding 1 ms each way, the linger doubled
-// throughput (about 48k to 95k messages/s); without added latency it changed
-// nothing. Its cost is about 1 ms more for a call of a single message. A longer
-// linger (Kafka 4's default linger.ms is 5) measured slower here and delays single
-// messages more.
-type KafkaFlush struct {
-	// Frequency is the longest a message waits for more to join its request (Kafka's
-	// linger.ms). A negative value sends as soon as possible. Defaults to 1ms.
-	Frequency time.Duration
-	// Messages sends a request once this many messages are waiting, before Frequency
-	// has passed. Needs a positive Frequency. Defaults to 0: unset.
-	Messages int
-	// Bytes sends a request once this many bytes are waiting, before Frequency has
-	// passed. Needs a positive Frequency. Defaults to 0: unset.
-	Bytes int
-	// MaxMessages caps the messages of one request. Defaults to 0: no cap other than
-	// MaxMessageBytes per partition and sarama's MaxRequestSize.
-	MaxMessages int
-}
-
-// KafkaRetry controls sarama's retries inside one Publish call of the errors it knows
-// to be transient (see KafkaConfig on the interaction with the decorator's retries).
-type KafkaRetry struct {
-	// Max is how many times sarama resends a message after a transient failure. A
-	// negative value disables them, which needs DisableIdempotence (the idempotent
-	// producer requires at least 1). Defaults to 3 (sarama's): enough to ride out a
-	// leader election without duplicates, short enough that the decorator's budget,
-	// not sarama, decides how long a failing message is retried.
-	Max int
-	// Backoff is the wait before each of those retries. A negative value means no
-	// wait. Defaults to 100ms, like Kafka's retry.backoff.ms.
-	Backoff time.Duration
+	// Options are raw franz-go options applied after those built from the fields
+	// above, so they win: the escape hatch for any setting not exposed here (a
+	// kgo.WithLogger, kgo.WithHooks, kgo.Dialer, rack awareness...). Do not set
+	// kgo.ManualFlushing off or a transactional id: the publisher relies on manual
+	// flushing.
+	Options []kgo.Opt `json:"-"`
 }
 
 // KafkaTLS configures TLS to the brokers. TLS is on when any field is set.
 type KafkaTLS struct {
 	// Enable turns TLS on with the system's root CAs when no other field is needed.
-	Enable bool
+	Enable bool `json:"enable,omitempty"`
 	// Config is used as the base configuration when set (it is cloned, never
 	// modified); the file fields and InsecureSkipVerify apply on top of it.
-	Config *tls.Config
+	Config *tls.Config `json:"-"`
 	// CAFile is a PEM file of CA certificates that replace the system roots to verify
 	// the brokers.
-	CAFile string
+	CAFile string `json:"ca_file,omitempty"`
 	// CertFile and KeyFile are the PEM client certificate and key for mutual TLS; both
 	// or neither must be set.
-	CertFile string
-	KeyFile  string
+	CertFile string `json:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty"`
 	// InsecureSkipVerify disables verification of the brokers' certificates. For
 	// tests only.
-	InsecureSkipVerify bool
+	InsecureSkipVerify bool `json:"insecure_skip_verify,omitempty"`
 }
 
 func (t KafkaTLS) enabled() bool {
 	return t.Enable || t.Config != nil || t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.InsecureSkipVerify
 }
 
-// KafkaSASL configures SASL authentication. It is on when Mechanism or User is set.
-// Password never appears in errors or in the String output of KafkaConfig.
+// KafkaSASL configures SASL authentication, through franz-go's pkg/sasl/plain and
+// pkg/sasl/scram. It is on when Mechanism or User is set. Password never appears in
+// errors, in String or GoString output, or in JSON.
 type KafkaSASL struct {
-	// Mechanism is sarama.SASLTypePlaintext ("PLAIN"), sarama.SASLTypeSCRAMSHA256
-	// ("SCRAM-SHA-256") or sarama.SASLTypeSCRAMSHA512 ("SCRAM-SHA-512"). Defaults to
-	// PLAIN when User is set. PLAIN sends the password in clear: use it with TLS.
-	Mechanism sarama.SASLMechanism
+	// Mechanism is SASLPlain, SASLSCRAMSHA256 or SASLSCRAMSHA512. Defaults to PLAIN
+	// when User is set. PLAIN sends the password in clear: use it with TLS.
+	Mechanism SASLMechanism `json:"mechanism,omitempty"`
 	// User is the authentication identity. Required with SASL.
-	User string
-	// Password is the user's password. Required with SASL.
-	Password string
-	// SCRAMClient returns a new SCRAM client for each connection of the SCRAM
-	// mechanisms. Defaults to a client built on github.com/xdg-go/scram (the one
-	// sarama's examples use), with SASLprep of the password.
-	SCRAMClient func() sarama.SCRAMClient
+	User string `json:"user,omitempty"`
+	// Password is the user's password. Required with SASL. Never serialised.
+	Password string `json:"-"`
 }
 
 func (s KafkaSASL) enabled() bool { return s.Mechanism != "" || s.User != "" }
@@ -342,9 +344,9 @@ func (s KafkaSASL) String() string {
 	}
 	mech := s.Mechanism
 	if mech == "" {
-		mech = sarama.SASLTypePlaintext
+		mech = SASLPlain
 	}
-	return fmt.Sprintf("{Mechanism:%s User:%q Password:%s SCRAMClient:%t}", mech, s.User, pw, s.SCRAMClient != nil)
+	return fmt.Sprintf("{Mechanism:%s User:%q Password:%s}", mech, s.User, pw)
 }
 
 // GoString is String, so that %#v does not print the password either.
@@ -358,13 +360,16 @@ func (c KafkaConfig) String() string {
 	d := c.withDefaults()
 	var b strings.Builder
 	b.WriteString("KafkaConfig{")
-	fmt.Fprintf(&b, "Brokers:%q ClientID:%q Marshaler:%T RequiredAcks:%s Idempotent:%t",
-		d.Brokers, d.ClientID, d.Marshaler, d.RequiredAcks, !d.DisableIdempotence)
-	fmt.Fprintf(&b, " Compression:%s MaxMessageBytes:%d Flush:%+v", d.Compression, d.MaxMessageBytes, d.Flush)
-	fmt.Fprintf(&b, " DialTimeout:%v ReadTimeout:%v WriteTimeout:%v ProduceTimeout:%v MetadataRefresh:%v",
-		d.DialTimeout, d.ReadTimeout, d.WriteTimeout, d.ProduceTimeout, d.MetadataRefresh)
-	fmt.Fprintf(&b, " Retry:%+v PingTimeout:%v Version:%s", d.Retry, d.PingTimeout, d.Version)
-	fmt.Fprintf(&b, " TLS:%t SASL:%s OverwriteSaramaConfig:%t}", d.TLS.enabled(), d.SASL.String(), d.OverwriteSaramaConfig != nil)
+	marshaler := fmt.Sprintf("%T", d.Marshaler)
+	if d.RecordMarshaler != nil {
+		marshaler = fmt.Sprintf("%T", d.RecordMarshaler)
+	}
+	fmt.Fprintf(&b, "Brokers:%q ClientID:%q Marshaler:%s RequiredAcks:%s Idempotent:%t",
+		d.Brokers, d.ClientID, marshaler, d.RequiredAcks, !d.DisableIdempotence)
+	fmt.Fprintf(&b, " Compression:%s MaxMessageBytes:%d Linger:%v DeliveryTimeout:%v", d.Compression, d.MaxMessageBytes, d.Linger, d.DeliveryTimeout)
+	fmt.Fprintf(&b, " DialTimeout:%v ProduceTimeout:%v MetadataRefresh:%v RetryBackoff:%v PingTimeout:%v",
+		d.DialTimeout, d.ProduceTimeout, d.MetadataRefresh, d.RetryBackoff, d.PingTimeout)
+	fmt.Fprintf(&b, " TLS:%t SASL:%s Options:%d}", d.TLS.enabled(), d.SASL.String(), len(d.Options))
 	return b.String()
 }
 
@@ -372,7 +377,7 @@ func (c KafkaConfig) String() string {
 func (c KafkaConfig) GoString() string { return "adapter." + c.String() }
 
 // withDefaults returns c with every zero field set to its default. Negative values
-// that mean "off" are kept; SaramaConfig translates them.
+// that mean "off" are kept; kgoOpts translates them.
 func (c KafkaConfig) withDefaults() KafkaConfig {
 	if c.Marshaler == nil {
 		c.Marshaler = kafka.DefaultMarshaler{}
@@ -383,17 +388,11 @@ func (c KafkaConfig) withDefaults() KafkaConfig {
 	if c.MaxMessageBytes == 0 {
 		c.MaxMessageBytes = DefaultKafkaMaxMessageBytes
 	}
-	if c.Flush.Frequency == 0 {
-		c.Flush.Frequency = DefaultKafkaLinger
+	if c.DeliveryTimeout == 0 {
+		c.DeliveryTimeout = DefaultKafkaDeliveryTimeout
 	}
 	if c.DialTimeout == 0 {
 		c.DialTimeout = DefaultKafkaDialTimeout
-	}
-	if c.ReadTimeout == 0 {
-		c.ReadTimeout = DefaultKafkaReadTimeout
-	}
-	if c.WriteTimeout == 0 {
-		c.WriteTimeout = DefaultKafkaWriteTimeout
 	}
 	if c.ProduceTimeout == 0 {
 		c.ProduceTimeout = DefaultKafkaProduceTimeout
@@ -401,96 +400,71 @@ func (c KafkaConfig) withDefaults() KafkaConfig {
 	if c.MetadataRefresh == 0 {
 		c.MetadataRefresh = DefaultKafkaMetadataRefresh
 	}
-	if c.Retry.Max == 0 {
-		c.Retry.Max = DefaultKafkaRetryMax
-	}
-	if c.Retry.Backoff == 0 {
-		c.Retry.Backoff = DefaultKafkaRetryBackoff
+	if c.RetryBackoff == 0 {
+		c.RetryBackoff = DefaultKafkaRetryBackoff
 	}
 	if c.PingTimeout == 0 {
 		c.PingTimeout = DefaultKafkaPingTimeout
 	}
-	if c.Version == (sarama.KafkaVersion{}) {
-		c.Version = DefaultKafkaVersion
-	}
 	if c.SASL.enabled() && c.SASL.Mechanism == "" {
-		c.SASL.Mechanism = sarama.SASLTypePlaintext
+		c.SASL.Mechanism = SASLPlain
 	}
 	return c
 }
 
 // Validate reports every invalid field of c after defaults are applied, each error
-// naming the field. It does not read the TLS files; SaramaConfig does.
+// naming the field and the rule, never the rejected value. It does not read the TLS
+// files; NewKafkaPublisher does.
 func (c KafkaConfig) Validate() error {
 	c = c.withDefaults()
 	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("adapter: KafkaConfig.%s %s", field, fmt.Sprintf(format, args...)))
+	bad := func(field, rule string) {
+		errs = append(errs, fmt.Errorf("adapter: KafkaConfig.%s %s", field, rule))
 	}
 	if len(c.Brokers) == 0 {
 		bad("Brokers", "is required (bootstrap host:port addresses)")
 	}
 	for i, b := range c.Brokers {
 		if strings.TrimSpace(b) == "" {
-			bad(fmt.Sprintf("Brokers[%d]", i), "is empty")
+			bad("Brokers["+strconv.Itoa(i)+"]", "is empty")
 		}
 	}
 	switch c.RequiredAcks {
 	case AcksAll:
 	case AcksLeader, AcksNone:
 		if !c.DisableIdempotence {
-			bad("RequiredAcks", "is %s, but the idempotent producer needs AcksAll: set DisableIdempotence to weaken acks", c.RequiredAcks)
+			bad("RequiredAcks", "must be AcksAll for the idempotent producer: set DisableIdempotence to weaken acks")
 		}
 	default:
-		bad("RequiredAcks", "must be AcksAll, AcksLeader or AcksNone, got %d", int(c.RequiredAcks))
+		bad("RequiredAcks", "must be AcksAll, AcksLeader or AcksNone")
 	}
 	switch c.Compression {
 	case CompressionSnappy, CompressionNone, CompressionLZ4, CompressionZSTD, CompressionGZIP:
 	default:
-		bad("Compression", "must be CompressionSnappy, CompressionNone, CompressionLZ4, CompressionZSTD or CompressionGZIP, got %d", int(c.Compression))
+		bad("Compression", "must be CompressionSnappy, CompressionNone, CompressionLZ4, CompressionZSTD or CompressionGZIP")
 	}
-	if c.MaxMessageBytes < 0 {
-		bad("MaxMessageBytes", "must not be negative, got %d", c.MaxMessageBytes)
-	} else if c.MaxMessageBytes >= int(sarama.MaxRequestSize) {
-		bad("MaxMessageBytes", "must be smaller than sarama.MaxRequestSize (%d), got %d", sarama.MaxRequestSize, c.MaxMessageBytes)
-	}
-	if c.Flush.Messages < 0 {
-		bad("Flush.Messages", "must not be negative, got %d", c.Flush.Messages)
-	}
-	if c.Flush.Bytes < 0 {
-		bad("Flush.Bytes", "must not be negative, got %d", c.Flush.Bytes)
-	}
-	if c.Flush.MaxMessages < 0 {
-		bad("Flush.MaxMessages", "must not be negative, got %d", c.Flush.MaxMessages)
-	}
-	if (c.Flush.Messages > 0 || c.Flush.Bytes > 0) && c.Flush.Frequency < 0 {
-		bad("Flush.Frequency", "must be positive with Flush.Messages or Flush.Bytes, or messages may wait forever for a full batch")
-	}
-	if c.Flush.MaxMessages > 0 && c.Flush.MaxMessages < c.Flush.Messages {
-		bad("Flush.MaxMessages", "(%d) must be at least Flush.Messages (%d)", c.Flush.MaxMessages, c.Flush.Messages)
+	if c.MaxMessageBytes < 512 || c.MaxMessageBytes > maxKafkaMessageBytes {
+		bad("MaxMessageBytes", "must be within [512, 1073741824] bytes")
 	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
 	}{
+		{"Linger", c.Linger},
 		{"DialTimeout", c.DialTimeout},
-		{"ReadTimeout", c.ReadTimeout},
-		{"WriteTimeout", c.WriteTimeout},
 		{"ProduceTimeout", c.ProduceTimeout},
+		{"MetadataRefresh", c.MetadataRefresh},
 		{"PingTimeout", c.PingTimeout},
 	} {
 		if d.v < 0 {
-			bad(d.name, "must not be negative, got %v", d.v)
+			bad(d.name, "must not be negative")
 		}
 	}
-	if c.ProduceTimeout > 0 && c.ReadTimeout > 0 && c.ReadTimeout <= c.ProduceTimeout {
-		bad("ReadTimeout", "(%v) must be longer than ProduceTimeout (%v), or the client gives up before the broker answers", c.ReadTimeout, c.ProduceTimeout)
+	if c.DeliveryTimeout > 0 && c.DeliveryTimeout < minDeliveryTimeout {
+		bad("DeliveryTimeout", "must be at least 1s (franz-go's minimum), or negative for no limit")
 	}
-	if c.Retry.Max < 0 && !c.DisableIdempotence {
-		bad("Retry.Max", "is negative (no retries), but the idempotent producer needs at least 1: set DisableIdempotence")
-	}
-	if !c.Version.IsAtLeast(sarama.V0_11_0_0) {
-		bad("Version", "must be at least 0.11 (record headers carry the message UUID), got %s", c.Version)
+	if c.ProduceTimeout > 0 && c.ProduceTimeout < time.Millisecond {
+		bad("ProduceTimeout", "must be at least 1ms (Kafka counts it in milliseconds)")
 	}
 	if c.TLS.CertFile != "" && c.TLS.KeyFile == "" {
 		bad("TLS.KeyFile", "is required with TLS.CertFile")
@@ -500,11 +474,9 @@ func (c KafkaConfig) Validate() error {
 	}
 	if c.SASL.enabled() {
 		switch c.SASL.Mechanism {
-		case sarama.SASLTypePlaintext:
-		case sarama.SASLTypeSCRAMSHA256, sarama.SASLTypeSCRAMSHA512:
+		case SASLPlain, SASLSCRAMSHA256, SASLSCRAMSHA512:
 		default:
-			bad("SASL.Mechanism", "must be %s, %s or %s, got %q", sarama.SASLTypePlaintext,
-				sarama.SASLTypeSCRAMSHA256, sarama.SASLTypeSCRAMSHA512, c.SASL.Mechanism)
+			bad("SASL.Mechanism", "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
 		}
 		if c.SASL.User == "" {
 			bad("SASL.User", "is required with SASL")
@@ -516,79 +488,100 @@ func (c KafkaConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// SaramaConfig validates c and returns the sarama configuration of its producer,
-// after OverwriteSaramaConfig, validated by sarama too.
-func (c KafkaConfig) SaramaConfig() (*sarama.Config, error) {
+// fnv32a is sarama's default key hash (FNV-1a, 32 bits).
+func fnv32a(b []byte) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write(b)
+	return h.Sum32()
+}
+
+// kgoOpts validates c and returns the franz-go options of its producer, Options last.
+func (c KafkaConfig) kgoOpts() ([]kgo.Opt, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
 	c = c.withDefaults()
-
-	sc := sarama.NewConfig()
-	sc.ClientID = c.ClientID
-	sc.Version = c.Version
-
-	sc.Net.DialTimeout = c.DialTimeout
-	sc.Net.ReadTimeout = c.ReadTimeout
-	sc.Net.WriteTimeout = c.WriteTimeout
-	// One request in flight per connection: required by the idempotent producer, and
-	// without it the only way to keep per-partition order across retries.
-	sc.Net.MaxOpenRequests = 1
-
-	// Metadata.Full stays true (sarama's default): the client then fetches the
-	// cluster metadata when it is created, which checks connectivity and credentials
-	// at once and learns every broker. With Full=false sarama skips that fetch and the
-	// idempotent producer asks its producer ID of the first bootstrap address only:
-	// one dead address there and NewKafkaPublisher fails.
-	sc.Metadata.RefreshFrequency = max(c.MetadataRefresh, 0)
-
-	sc.Producer.RequiredAcks = c.RequiredAcks.sarama()
-	sc.Producer.Idempotent = !c.DisableIdempotence
-	sc.Producer.Timeout = c.ProduceTimeout
-	sc.Producer.Compression = c.Compression.sarama()
-	sc.Producer.MaxMessageBytes = c.MaxMessageBytes
-	sc.Producer.Flush.Frequency = max(c.Flush.Frequency, 0)
-	sc.Producer.Flush.Messages = c.Flush.Messages
-	sc.Producer.Flush.Bytes = c.Flush.Bytes
-	sc.Producer.Flush.MaxMessages = c.Flush.MaxMessages
-	sc.Producer.Retry.Max = max(c.Retry.Max, 0)
-	sc.Producer.Retry.Backoff = max(c.Retry.Backoff, 0)
-	sc.Producer.Return.Successes = true
-	sc.Producer.Return.Errors = true
-
+	backoff := max(c.RetryBackoff, 0)
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ClientID(c.ClientID),
+		kgo.RequiredAcks(c.RequiredAcks.kgo()),
+		kgo.ProducerBatchCompression(c.Compression.kgo()),
+		kgo.ProducerBatchMaxBytes(int32(c.MaxMessageBytes)),
+		kgo.ProduceRequestTimeout(c.ProduceTimeout),
+		kgo.DialTimeout(c.DialTimeout),
+		kgo.MetadataMaxAge(c.MetadataRefresh),
+		kgo.RetryBackoffFn(func(tries int) time.Duration { return kip580(backoff, tries) }),
+		// The publisher flushes each round itself (see KafkaPublisher): nothing
+		// leaves before the round's records are all buffered, so that a failure
+		// fails every later record of its partition in the round.
+		kgo.ManualFlushing(),
+		// A round holds what its callers handed over, already in memory; the buffer
+		// limit would only turn a large call into ErrMaxBuffered failures.
+		kgo.MaxBufferedRecords(math.MaxInt32),
+		// Keys go to the partitions sarama's default hash partitioner (and so
+		// watermill-kafka) picks; records without a key are spread.
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(kgo.SaramaCompatHasher(fnv32a))),
+	}
+	if c.DisableIdempotence {
+		opts = append(opts, kgo.DisableIdempotentWrite())
+	}
+	if c.DeliveryTimeout > 0 {
+		opts = append(opts, kgo.RecordDeliveryTimeout(c.DeliveryTimeout))
+	}
 	if c.TLS.enabled() {
 		tc, err := c.TLS.build()
 		if err != nil {
 			return nil, err
 		}
-		sc.Net.TLS.Enable = true
-		sc.Net.TLS.Config = tc
+		opts = append(opts, kgo.DialTLSConfig(tc))
 	}
 	if c.SASL.enabled() {
-		sc.Net.SASL.Enable = true
-		sc.Net.SASL.Mechanism = c.SASL.Mechanism
-		sc.Net.SASL.User = c.SASL.User
-		sc.Net.SASL.Password = c.SASL.Password
-		sc.Net.SASL.SCRAMClientGeneratorFunc = c.SASL.SCRAMClient
-		if c.SASL.SCRAMClient == nil && (c.SASL.Mechanism == sarama.SASLTypeSCRAMSHA256 || c.SASL.Mechanism == sarama.SASLTypeSCRAMSHA512) {
-			sc.Net.SASL.SCRAMClientGeneratorFunc = defaultSCRAMClient(c.SASL.Mechanism)
-		}
+		opts = append(opts, kgo.SASL(c.SASL.mechanism()))
 	}
-
-	if c.OverwriteSaramaConfig != nil {
-		c.OverwriteSaramaConfig(sc)
-	}
-	if !sc.Producer.Return.Successes || !sc.Producer.Return.Errors {
-		return nil, errors.New("adapter: KafkaConfig.OverwriteSaramaConfig must keep Producer.Return.Successes and Producer.Return.Errors true")
-	}
-	if err := sc.Validate(); err != nil {
-		// sarama's messages name its own fields and never include the password.
-		return nil, fmt.Errorf("adapter: KafkaConfig: invalid sarama configuration: %w", err)
-	}
-	return sc, nil
+	return append(opts, c.Options...), nil
 }
 
-// build returns the tls.Config of t, reading its files.
+// kip580 is Kafka's retry backoff: initial doubling per try up to ten times initial,
+// with 20% jitter either way.
+func kip580(initial time.Duration, tries int) time.Duration {
+	if initial <= 0 {
+		return 0
+	}
+	d := initial
+	for i := 1; i < tries && d < 10*initial; i++ {
+		d *= 2
+	}
+	d = min(d, 10*initial)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// mechanism returns the franz-go SASL mechanism of s. The password is read from s
+// at each connection and never leaves it otherwise.
+func (s KafkaSASL) mechanism() sasl.Mechanism {
+	switch s.Mechanism {
+	case SASLSCRAMSHA256, SASLSCRAMSHA512:
+		auth := scram.Auth{User: s.User, Pass: s.Password}
+		if s.Mechanism == SASLSCRAMSHA512 {
+			return scram.Sha512(func(context.Context) (scram.Auth, error) { return auth, nil })
+		}
+		return scram.Sha256(func(context.Context) (scram.Auth, error) { return auth, nil })
+	default:
+		return plain.Auth{User: s.User, Pass: s.Password}.AsMechanism()
+	}
+}
+
+// withoutPath drops the path from a file error: errors name the field, not its value.
+func withoutPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
+	}
+	return err
+}
+
+// build returns the tls.Config of t, reading its files. Errors name the field, not
+// the path.
 func (t KafkaTLS) build() (*tls.Config, error) {
 	var tc *tls.Config
 	if t.Config != nil {
@@ -599,18 +592,18 @@ func (t KafkaTLS) build() (*tls.Config, error) {
 	if t.CAFile != "" {
 		pem, err := os.ReadFile(t.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("adapter: KafkaConfig.TLS.CAFile: %w", err)
+			return nil, fmt.Errorf("adapter: KafkaConfig.TLS.CAFile: %w", withoutPath(err))
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("adapter: KafkaConfig.TLS.CAFile %q holds no PEM certificate", t.CAFile)
+			return nil, errors.New("adapter: KafkaConfig.TLS.CAFile holds no PEM certificate")
 		}
 		tc.RootCAs = pool
 	}
 	if t.CertFile != "" || t.KeyFile != "" {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("adapter: KafkaConfig.TLS.CertFile/KeyFile: %w", err)
+			return nil, fmt.Errorf("adapter: KafkaConfig.TLS.CertFile/KeyFile: %w", withoutPath(err))
 		}
 		tc.Certificates = append(tc.Certificates, cert)
 	}

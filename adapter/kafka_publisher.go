@@ -13,109 +13,110 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/eapache/go-resiliency/breaker"
-	"github.com/rcrowley/go-metrics"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// KafkaPublisher publishes Watermill messages to Kafka through sarama, wire
-// compatible with watermill-kafka: its subscribers read the messages unchanged.
+// KafkaRecordMarshaler turns a Watermill message into a franz-go record for topic.
+// The record's Topic defaults to topic when left empty; Partition is ignored (keys
+// choose partitions, see KafkaConfig.Marshaler). KeyFromMetadata and
+// router.Marshaler implement it.
+type KafkaRecordMarshaler interface {
+	MarshalRecord(topic string, msg *message.Message) (*kgo.Record, error)
+}
+
+// KafkaPublisher publishes Watermill messages to Kafka through franz-go, wire
+// compatible with watermill-kafka: its subscribers read the messages unchanged. It
+// implements message.Publisher, ResultPublisher and Pinger, and is safe for
+// concurrent use.
 //
-// Unlike watermill-kafka's publisher, which waits for one broker round trip per
-// message, Publish hands all messages of a call to sarama's asynchronous producer at
-// once and then waits for all their answers: they share a few produce requests, and
-// the call reports which messages failed and why. It implements message.Publisher,
-// ResultPublisher and Pinger, and is safe for concurrent use.
+// Calls are group-committed in rounds: the records of every call waiting when a round
+// starts are handed to franz-go together, then flushed at once, and each call returns
+// when all of its records are written or failed. A round costs about one round trip
+// to each broker involved, whatever the number of keys or of messages per key (up to
+// the batch size, MaxMessageBytes per partition); calls that arrive during a round
+// share the next one.
 //
-// Messages with the same partition key are written in the order of the call, also
-// across sarama's internal retries (see KafkaConfig) and across the decorator's
-// resends: the messages of one key are in flight one at a time (see send), so when
-// one fails the later ones of its key are held back (ErrHeldBack) rather than
-// written ahead of it. A call whose keys are all distinct, or that has no keys, is a
-// single pipelined round; n messages of one key cost n rounds. Invalid messages (nil,
-// too large, not marshallable) fail alone: the other messages of the call are sent.
+// Order per key: messages with the same partition key are written in the order of
+// their call, also across franz-go's retries (idempotent producer, same sequence
+// numbers). Nothing is produced between the start of a round's flush and its last
+// answer, and when a record fails franz-go fails every record buffered behind it in
+// its partition, so a key's failed messages are always a suffix of its messages in
+// the round: the decorator resends that suffix, in order, before anything later of
+// that key is produced. A record that fails because of a neighbour (a batch rejected
+// as a whole) is reported with ErrHeldBack, which is Retriable, whenever its own
+// error would otherwise be Permanent: a good message is never dead-lettered for
+// sharing a batch with a bad one. To find the bad one, records of a partition that
+// failed together with a permanent error are sent again in halves, in order, until
+// each failure is alone.
+//
+// Invalid messages (nil, too large, not marshallable, context ended) fail alone,
+// without being sent; the other messages of the call are sent.
 type KafkaPublisher struct {
-	cfg      KafkaConfig // defaults applied
-	client   sarama.Client
-	producer sarama.AsyncProducer
-	pingConf *sarama.Config
-	fast     fastMarshal
-	maxBytes int // Producer.MaxMessageBytes of the final sarama config
+	cfg     KafkaConfig // defaults applied
+	cl      *kgo.Client
+	marshal func(topic string, m *message.Message) (*kgo.Record, error) // nil: the built-in path
+	keyMeta string                                                      // built-in path: metadata key of the partition key
 
-	// mu is held shared while a call hands messages to the producer and exclusively by
-	// Close to set closed: sarama panics on a send after its Close.
-	mu     sync.RWMutex
+	mu     sync.Mutex
 	closed bool
+	queue  []*kafkaCall
+	wake   chan struct{} // capacity 1: a call is queued or Close was called
+	done   chan struct{} // closed when the round loop has returned
 
-	collected chan struct{} // closed when the collector has seen every answer
 	closeOnce sync.Once
 	closeErr  error
-
-	// lookupErrs remembers, per topic, the last partition lookup failure, to explain
-	// the "circuit breaker is open" errors sarama returns for the next 10 s.
-	lookupMu   sync.Mutex
-	lookupErrs map[string]error
-
-	calls sync.Pool // of *kafkaCall
 }
 
-// fastMarshal says which built-in marshaler Publish can apply without calling the
-// Marshaler interface once per message.
-type fastMarshal struct {
-	on  bool
-	key string // metadata key of the partition key; "" for none
-}
-
-// NewKafkaPublisher connects to the cluster of cfg and returns a publisher. It fails
-// when cfg is invalid (the error names the field) or no broker can be reached.
+// NewKafkaPublisher validates cfg (the error names the field), creates the franz-go
+// client and checks that a broker answers within PingTimeout (TLS and SASL
+// included). It fails when cfg is invalid or no broker can be reached.
 func NewKafkaPublisher(cfg KafkaConfig) (*KafkaPublisher, error) {
-	sc, err := cfg.SaramaConfig()
+	opts, err := cfg.kgoOpts()
 	if err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	// Ping opens connections of its own, with the same TLS and SASL settings, bounded
-	// by PingTimeout, and metrics apart from the producer's.
-	pingConf := *sc
-	pingConf.Net.DialTimeout = min(sc.Net.DialTimeout, cfg.PingTimeout)
-	pingConf.Net.ReadTimeout = min(sc.Net.ReadTimeout, cfg.PingTimeout)
-	pingConf.Net.WriteTimeout = min(sc.Net.WriteTimeout, cfg.PingTimeout)
-	pingConf.MetricRegistry = metrics.NewRegistry()
-
-	client, err := sarama.NewClient(cfg.Brokers, sc)
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
+		return nil, fmt.Errorf("adapter: kafka: client: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.PingTimeout)
+	err = cl.Ping(ctx)
+	cancel()
+	if err != nil {
+		cl.Close()
 		return nil, fmt.Errorf("adapter: kafka: connect to %s: %w", strings.Join(cfg.Brokers, ","), err)
 	}
-	producer, err := sarama.NewAsyncProducerFromClient(client)
-	if err != nil {
-		_ = client.Close()
-		return nil, fmt.Errorf("adapter: kafka: create producer: %w", err)
-	}
-	p := &KafkaPublisher{
-		cfg:        cfg,
-		client:     client,
-		producer:   producer,
-		pingConf:   &pingConf,
-		maxBytes:   sc.Producer.MaxMessageBytes,
-		collected:  make(chan struct{}),
-		lookupErrs: make(map[string]error),
-	}
+	p := &KafkaPublisher{cfg: cfg, cl: cl, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	switch m := cfg.Marshaler.(type) {
 	case kafka.DefaultMarshaler:
-		p.fast = fastMarshal{on: true}
 	case metadataKeyMarshaler:
-		p.fast = fastMarshal{on: true, key: m.key}
+		p.keyMeta = m.key
+	default:
+		p.marshal = saramaMarshal(m)
 	}
-	p.calls.New = func() any { return &kafkaCall{done: make(chan struct{}, 1)} }
-	go p.collect()
+	if rm, ok := cfg.Marshaler.(KafkaRecordMarshaler); ok && p.marshal != nil {
+		p.marshal = rm.MarshalRecord
+	}
+	if cfg.RecordMarshaler != nil {
+		p.marshal = cfg.RecordMarshaler.MarshalRecord
+	}
+	go p.loop()
 	return p, nil
 }
 
 // NewKafka returns a KafkaPublisher for kcfg decorated by NewPublisher with cfg: the
 // publisher to use, with retries, metrics and health. Closing it closes the Kafka
-// publisher.
+// publisher. kcfg.DeliveryTimeout is lowered to a quarter of cfg.MaxElapsedTime when
+// that is shorter (but not below 1s, franz-go's minimum), so that franz-go gives
+// failures back while the decorator still has budget to retry them.
 func NewKafka(kcfg KafkaConfig, cfg Config) (*Publisher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if budget := cfg.withDefaults().MaxElapsedTime; budget > 0 && kcfg.DeliveryTimeout >= 0 {
+		kcfg.DeliveryTimeout = min(kcfg.withDefaults().DeliveryTimeout, max(budget/4, minDeliveryTimeout))
 	}
 	kp, err := NewKafkaPublisher(kcfg)
 	if err != nil {
@@ -163,12 +164,12 @@ func (e *BatchError) Unwrap() []error {
 	return out
 }
 
-// Publish publishes msgs to topic in one pipelined round per key repetition (one
-// round when the keys are distinct) and returns when every
-// message was written or failed: nil when all were written, otherwise a *BatchError
-// whose Errors say which failed and why (errors.Is and errors.As reach sarama's
-// errors). The messages that did not fail were written once. After Close it fails
-// with errors matching ErrClosed.
+// Publish publishes msgs to topic in one round (see KafkaPublisher) and returns when
+// every message was written or failed: nil when all were written, otherwise a
+// *BatchError whose Errors say which failed and why (errors.Is and errors.As reach
+// franz-go's errors, and a broker error code also matches sarama's KError of the same
+// code). The messages that did not fail were written once. After Close it fails with
+// errors matching ErrClosed.
 func (p *KafkaPublisher) Publish(topic string, msgs ...*message.Message) error {
 	errs := p.PublishResults(topic, msgs...)
 	if errs == nil {
@@ -181,11 +182,16 @@ func (p *KafkaPublisher) Publish(topic string, msgs ...*message.Message) error {
 // (nil for a message that was written), or a nil slice when every message was
 // written.
 //
+// When the context of the messages ends before the round answers (a broker that
+// accepted a request and does not answer holds the round until DeliveryTimeout, or
+// until it answers), PublishResults returns at once: the messages sent fail with
+// the context's error, although the broker may still write them.
+//
 // A message fails without being sent when it is nil (ErrNilMessage), when the topic
-// is not a valid Kafka topic name (wrapping sarama.ErrInvalidTopic), when it is
-// larger than MaxMessageBytes (wrapping sarama.ErrMessageSizeTooLarge), when the
-// marshaler fails, or when its context has ended. The other messages of the call are
-// sent all the same.
+// is not a valid Kafka topic name (wrapping kerr.InvalidTopicException), when the
+// marshaler fails, or when its context has ended; when it is larger than
+// MaxMessageBytes franz-go fails it before sending (kerr.MessageTooLarge). The other
+// messages of the call are sent all the same.
 func (p *KafkaPublisher) PublishResults(topic string, msgs ...*message.Message) []error {
 	if len(msgs) == 0 {
 		return nil
@@ -193,401 +199,311 @@ func (p *KafkaPublisher) PublishResults(topic string, msgs ...*message.Message) 
 	if err := ValidateTopic(topic); err != nil {
 		return fill(make([]error, len(msgs)), err)
 	}
-
-	c := p.calls.Get().(*kafkaCall)
-	c.prepare(len(msgs))
-	if p.fast.on {
-		p.marshalFast(c, topic, msgs)
+	c := &kafkaCall{topic: topic, msgs: msgs, errs: make([]error, len(msgs)), done: make(chan struct{})}
+	if p.marshal == nil {
+		p.marshalBuiltIn(c)
 	} else {
-		p.marshalEach(c, topic, msgs)
+		p.marshalEach(c)
 	}
-
 	if c.valid > 0 {
-		p.send(c, msgs)
-	}
-
-	var errs []error
-	if c.failed > 0 {
-		errs = make([]error, len(msgs))
-		var breakerCause error
-		for i := range c.slots {
-			s := &c.slots[i]
-			if s.err == nil {
-				continue
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			for i, r := range c.recs {
+				if r != nil {
+					c.errs[i] = ErrClosed
+				}
 			}
-			if s.pm != nil { // failed inside sarama
-				s.err = p.explain(topic, msgs[i].UUID, s.err, &breakerCause)
+		} else {
+			p.queue = append(p.queue, c)
+			p.mu.Unlock()
+			select {
+			case p.wake <- struct{}{}:
+			default:
 			}
-			errs[i] = s.err
+			var timeout <-chan time.Time
+			if wait := p.answerWait(); wait > 0 {
+				t := time.NewTimer(wait)
+				defer t.Stop()
+				timeout = t.C
+			}
+			select {
+			case <-c.done:
+			case <-timeout:
+				// The round holds records franz-go sent and the broker has not
+				// answered (an outage): franz-go keeps them until it does. Give the
+				// caller a retriable failure; its resend queues behind them, in
+				// order, and a call not produced yet is dropped from the queue.
+				return p.abandon(c, fmt.Errorf("no answer from the broker within %v, it may still be written: %w", p.answerWait(), kgo.ErrRecordTimeout))
+			case <-c.ctxDone():
+				// The caller gave up (its messages' context ended) while the round
+				// is still waiting, typically for a broker that does not answer.
+				// The records stay with franz-go: whether they are written is not
+				// known, which the error says (Canceled).
+				return p.abandon(c, nil)
+			}
 		}
 	}
-	p.release(c)
+	for _, err := range c.errs {
+		if err != nil {
+			return c.errs
+		}
+	}
+	return nil
+}
+
+// answerWait is how long a call waits for its round before giving up: franz-go fails
+// records it could not send after DeliveryTimeout, and a broker answers a produce
+// request within ProduceTimeout; 0 (no limit) without a DeliveryTimeout.
+func (p *KafkaPublisher) answerWait() time.Duration {
+	if p.cfg.DeliveryTimeout <= 0 {
+		return 0
+	}
+	return p.cfg.DeliveryTimeout + p.cfg.ProduceTimeout
+}
+
+// abandon gives up waiting for c's round and returns its results: each message
+// sent fails with cause, or with its context's error when cause is nil. A call the
+// round loop has not taken yet is dropped from the queue.
+func (p *KafkaPublisher) abandon(c *kafkaCall, cause error) []error {
+	p.mu.Lock()
+	for i, q := range p.queue {
+		if q == c {
+			p.queue = append(p.queue[:i:i], p.queue[i+1:]...)
+			break
+		}
+	}
+	p.mu.Unlock()
+	errs := make([]error, len(c.msgs))
+	for i, r := range c.recs {
+		if r == nil {
+			errs[i] = c.errs[i]
+			continue
+		}
+		err := cause
+		if err == nil {
+			err = fmt.Errorf("gave up waiting for the broker's answer, it may still be written: %w", c.msgs[i].Context().Err())
+		}
+		errs[i] = fmt.Errorf("adapter: kafka: message %s: %w", c.msgs[i].UUID, err)
+	}
 	return errs
 }
 
-// ErrHeldBack is the failure of a message that was not sent because an earlier
-// message of the same call with the same key failed: sending it would let it
-// overtake that one. It is Retriable; the decorator resends it after the earlier one.
-var ErrHeldBack = errors.New("adapter: kafka: held back behind a failed message with the same key")
+// kafkaCall is one PublishResults call waiting for its round.
+type kafkaCall struct {
+	topic string
+	msgs  []*message.Message
+	recs  []*kgo.Record // nil where the message failed before sending
+	errs  []error
+	valid int
+	done  chan struct{} // closed by the round loop when errs is final
+}
 
-// send hands the valid messages of c to sarama in waves and waits for the answers.
-// Wave w carries the w-th message of every key (messages without a key are all in
-// the first wave), so within one call the messages of a key are in flight one at a
-// time: when one fails, the later ones of its key are not sent (ErrHeldBack) and
-// cannot overtake it when it is resent. sarama's own retries keep order within a
-// wave; this keeps it across the failures sarama returns. A call whose keys are all
-// distinct is a single wave.
-func (p *KafkaPublisher) send(c *kafkaCall, msgs []*message.Message) {
-	waves := c.assignWaves()
-	var failedKeys map[string]bool
-	for w := 0; w < waves; w++ {
-		// pending is set before the first send: the collector may answer before the
-		// loop ends.
-		n := 0
-		for i := range c.slots {
-			s := &c.slots[i]
-			if s.pm == nil || s.wave != w {
-				continue
-			}
-			if failedKeys != nil && failedKeys[string(s.key)] {
-				s.pm = nil
-				c.fail(i, fmt.Errorf("adapter: kafka: message %s not sent: %w", msgs[i].UUID, ErrHeldBack))
-				continue
-			}
-			n++
-		}
-		if n == 0 {
+// ctxDone returns the Done channel shared by the contexts of the call's messages
+// sent, or nil (wait for the round) when they do not share one.
+func (c *kafkaCall) ctxDone() <-chan struct{} {
+	var done <-chan struct{}
+	for i, r := range c.recs {
+		if r == nil {
 			continue
 		}
-		c.pending = n
-		p.mu.RLock()
-		if p.closed {
-			p.mu.RUnlock()
-			for i := range c.slots {
-				if s := &c.slots[i]; s.pm != nil && s.wave >= w {
-					s.pm = nil
-					c.fail(i, ErrClosed)
-				}
-			}
-			return
-		}
-		in := p.producer.Input()
-		for i := range c.slots {
-			if s := &c.slots[i]; s.pm != nil && s.wave == w {
-				in <- s.pm
-			}
-		}
-		p.mu.RUnlock()
-		<-c.done
-		p.splitTooLarge(c, w)
-		if w+1 < waves {
-			for i := range c.slots {
-				if s := &c.slots[i]; s.pm != nil && s.wave == w && s.err != nil && s.key != nil {
-					if failedKeys == nil {
-						failedKeys = make(map[string]bool)
-					}
-					failedKeys[string(s.key)] = true
-				}
-			}
+		d := c.msgs[i].Context().Done()
+		if done == nil {
+			done = d
+		} else if d != done {
+			return nil
 		}
 	}
+	return done
 }
 
-// splitTooLarge sends again, each on its own, the messages of wave w that the broker
-// rejected with MESSAGE_TOO_LARGE when there are several. A broker checks
-// max.message.bytes against a whole record batch, so one oversized record fails the
-// records that shared its batch; alone, the others go through and only the oversized
-// one keeps its error. The Java producer splits batches the same way.
-func (p *KafkaPublisher) splitTooLarge(c *kafkaCall, w int) {
-	var idx []int
-	for i := range c.slots {
-		if s := &c.slots[i]; s.pm != nil && s.wave == w && errors.Is(s.err, sarama.ErrMessageSizeTooLarge) {
-			idx = append(idx, i)
-		}
+// check fails message i when it is nil or its context has ended.
+func (c *kafkaCall) check(i int, m *message.Message) bool {
+	if m == nil {
+		c.errs[i] = fmt.Errorf("adapter: kafka: message %d: %w", i, ErrNilMessage)
+		return false
 	}
-	if len(idx) < 2 {
-		return
+	if err := m.Context().Err(); err != nil {
+		c.errs[i] = fmt.Errorf("adapter: kafka: message %s not sent: %w", m.UUID, err)
+		return false
 	}
-	for _, i := range idx {
-		s := &c.slots[i]
-		// A fresh record: sarama may still read the one it answered for (see grow).
-		old := s.pm
-		s.pm = &sarama.ProducerMessage{Topic: old.Topic, Key: old.Key, Value: old.Value, Headers: old.Headers, Metadata: s}
-		s.err = nil
-		c.failed--
-		c.pending = 1
-		p.mu.RLock()
-		if p.closed {
-			p.mu.RUnlock()
-			s.err = ErrClosed
-			c.failed++
-			continue
-		}
-		p.producer.Input() <- s.pm
-		p.mu.RUnlock()
-		<-c.done
-	}
+	return true
 }
 
-// assignWaves sets the wave of every message handed to sarama and returns the number
-// of waves.
-func (c *kafkaCall) assignWaves() int {
-	var seen map[string]int
-	waves := 1
-	for i := range c.slots {
-		s := &c.slots[i]
-		s.wave, s.key = 0, nil
-		if s.pm == nil || s.pm.Key == nil {
-			continue
-		}
-		key, err := s.pm.Key.Encode()
-		if err != nil || key == nil {
-			continue
-		}
-		s.key = key
-		if seen == nil {
-			seen = make(map[string]int, len(c.slots))
-		}
-		s.wave = seen[string(key)]
-		seen[string(key)] = s.wave + 1
-		waves = max(waves, s.wave+1)
-	}
-	return waves
-}
-
-// explain wraps an error sarama returned for a message with the message and topic,
-// and a "circuit breaker is open" with the partition lookup failure that opened it.
-func (p *KafkaPublisher) explain(topic, uuid string, err error, cause *error) error {
-	if errors.Is(err, breaker.ErrBreakerOpen) {
-		if *cause == nil {
-			p.lookupMu.Lock()
-			*cause = p.lookupErrs[topic]
-			p.lookupMu.Unlock()
-		}
-		if *cause != nil {
-			return fmt.Errorf("adapter: kafka: publish message %s to %q: %w (sarama stopped looking up the topic's partitions for 10s after repeated failures; last: %w)",
-				uuid, topic, err, *cause)
-		}
-	} else if isLookupError(err) {
-		if *cause == nil {
-			*cause = err
-		}
-		p.lookupMu.Lock()
-		p.lookupErrs[topic] = err
-		p.lookupMu.Unlock()
-	}
-	return fmt.Errorf("adapter: kafka: publish message %s to %q: %w", uuid, topic, err)
-}
-
-// isLookupError reports errors that sarama's topic breaker counts: metadata failures.
-func isLookupError(err error) bool {
-	return errors.Is(err, sarama.ErrUnknownTopicOrPartition) || errors.Is(err, sarama.ErrLeaderNotAvailable) ||
-		errors.Is(err, sarama.ErrOutOfBrokers) || errors.Is(err, sarama.ErrTopicAuthorizationFailed)
-}
-
-// marshalEach marshals through the configured Marshaler.
-func (p *KafkaPublisher) marshalEach(c *kafkaCall, topic string, msgs []*message.Message) {
-	for i, m := range msgs {
+// marshalEach marshals through the configured marshaler.
+func (p *KafkaPublisher) marshalEach(c *kafkaCall) {
+	c.recs = make([]*kgo.Record, len(c.msgs))
+	for i, m := range c.msgs {
 		if !c.check(i, m) {
 			continue
 		}
-		pm, err := p.cfg.Marshaler.Marshal(topic, m)
+		r, err := p.marshal(c.topic, m)
+		if err == nil && r == nil {
+			err = errors.New("marshaler returned no record")
+		}
 		if err != nil {
-			c.fail(i, fmt.Errorf("adapter: kafka: cannot marshal message %s: %w", m.UUID, err))
+			c.errs[i] = fmt.Errorf("adapter: kafka: cannot marshal message %s: %w", m.UUID, err)
 			continue
 		}
-		if pm == nil {
-			c.fail(i, fmt.Errorf("adapter: kafka: cannot marshal message %s: marshaler returned no message", m.UUID))
-			continue
+		if r.Topic == "" {
+			r.Topic = c.topic
 		}
-		if pm.Topic == "" {
-			pm.Topic = topic
-		}
-		p.admit(c, i, m, pm)
+		c.recs[i] = r
+		c.valid++
 	}
 }
 
-// marshalFast writes what kafka.DefaultMarshaler (and KeyFromMetadata) write, into
-// per-call slabs instead of several allocations per message: the UUID header first,
-// one header per metadata entry, the payload as value, and the key when configured.
-func (p *KafkaPublisher) marshalFast(c *kafkaCall, topic string, msgs []*message.Message) {
-	// First pass: sizes, so that every slab is allocated once.
+// marshalBuiltIn writes what kafka.DefaultMarshaler (and KeyFromMetadata) write, into
+// three allocations per call: the UUID header first, one header per metadata entry,
+// the payload as value, and the key when configured.
+func (p *KafkaPublisher) marshalBuiltIn(c *kafkaCall) {
 	nHeaders, nBytes := 0, 0
-	for _, m := range msgs {
+	for _, m := range c.msgs {
 		if m == nil {
 			continue
 		}
 		nHeaders += 1 + len(m.Metadata)
-		nBytes += len(kafka.UUIDHeaderKey) + len(m.UUID)
-		for k, v := range m.Metadata {
-			nBytes += len(k) + len(v)
+		nBytes += len(m.UUID)
+		for _, v := range m.Metadata {
+			nBytes += len(v)
 		}
 	}
-	c.grow(len(msgs), nHeaders, nBytes)
-
-	for i, m := range msgs {
+	slab := make([]kgo.Record, len(c.msgs))
+	headers := make([]kgo.RecordHeader, 0, nHeaders)
+	arena := make([]byte, 0, nBytes)
+	bytes := func(s string) []byte {
+		start := len(arena)
+		arena = append(arena, s...)
+		return arena[start:len(arena):len(arena)]
+	}
+	c.recs = make([]*kgo.Record, len(c.msgs))
+	for i, m := range c.msgs {
 		if !c.check(i, m) {
 			continue
 		}
 		if m.Metadata.Get(kafka.UUIDHeaderKey) != "" {
-			c.fail(i, fmt.Errorf("adapter: kafka: cannot marshal message %s: metadata %s is reserved by watermill for message UUID", m.UUID, kafka.UUIDHeaderKey))
+			c.errs[i] = fmt.Errorf("adapter: kafka: cannot marshal message %s: metadata %s is reserved by watermill for message UUID", m.UUID, kafka.UUIDHeaderKey)
 			continue
 		}
-		start := len(c.headers)
-		c.headers = append(c.headers, sarama.RecordHeader{Key: c.bytes(kafka.UUIDHeaderKey), Value: c.bytes(m.UUID)})
+		start := len(headers)
+		headers = append(headers, kgo.RecordHeader{Key: kafka.UUIDHeaderKey, Value: bytes(m.UUID)})
 		var key []byte
 		for k, v := range m.Metadata {
-			value := c.bytes(v)
-			if v != "" && k == p.fast.key && p.fast.key != "" {
+			value := bytes(v)
+			if v != "" && p.keyMeta != "" && k == p.keyMeta {
 				key = value // the record shares the header's bytes
 			}
-			c.headers = append(c.headers, sarama.RecordHeader{Key: c.bytes(k), Value: value})
+			headers = append(headers, kgo.RecordHeader{Key: k, Value: value})
 		}
-		pm := &c.pms[i]
-		*pm = sarama.ProducerMessage{Topic: topic, Headers: c.headers[start:len(c.headers):len(c.headers)]}
-		// Pointers into the call's slabs: an Encoder interface holding a []byte would
-		// allocate per message, a pointer does not.
-		c.values[i] = sarama.ByteEncoder(m.Payload)
-		pm.Value = &c.values[i]
-		if key != nil {
-			c.keys[i] = sarama.ByteEncoder(key)
-			pm.Key = &c.keys[i]
-		}
-		p.admit(c, i, m, pm)
+		r := &slab[i]
+		r.Topic, r.Key, r.Value = c.topic, key, m.Payload
+		r.Headers = headers[start:len(headers):len(headers)]
+		c.recs[i] = r
+		c.valid++
 	}
 }
 
-// admit checks the size of a marshalled message and queues it for sending.
-func (p *KafkaPublisher) admit(c *kafkaCall, i int, m *message.Message, pm *sarama.ProducerMessage) {
-	// Record format v2 (Version >= 0.11 is enforced): the size sarama checks.
-	if size := pm.ByteSize(2); size > p.maxBytes {
-		c.fail(i, fmt.Errorf("adapter: kafka: message %s is too large: %d bytes, more than MaxMessageBytes (%d): %w",
-			m.UUID, size, p.maxBytes, sarama.ErrMessageSizeTooLarge))
-		return
+// saramaMarshal adapts a watermill-kafka marshaler: the *sarama.ProducerMessage it
+// returns becomes a franz-go record with the same topic, key, value, headers and
+// timestamp.
+func saramaMarshal(m kafka.Marshaler) func(string, *message.Message) (*kgo.Record, error) {
+	return func(topic string, msg *message.Message) (*kgo.Record, error) {
+		pm, err := m.Marshal(topic, msg)
+		if err != nil {
+			return nil, err
+		}
+		if pm == nil {
+			return nil, nil
+		}
+		return recordFromSarama(pm)
 	}
-	s := &c.slots[i]
-	s.pm = pm
-	pm.Metadata = s
-	c.valid++
 }
 
-// collect routes sarama's answers to the calls waiting for them, until the producer
-// is closed.
-func (p *KafkaPublisher) collect() {
-	defer close(p.collected)
-	successes, errs := p.producer.Successes(), p.producer.Errors()
-	for successes != nil || errs != nil {
-		select {
-		case pm, ok := <-successes:
-			if !ok {
-				successes = nil
-				continue
-			}
-			answer(pm, nil)
-		case pe, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			if pe != nil {
-				answer(pe.Msg, pe.Err)
-			}
+func recordFromSarama(pm *sarama.ProducerMessage) (*kgo.Record, error) {
+	r := &kgo.Record{Topic: pm.Topic, Timestamp: pm.Timestamp}
+	var err error
+	if pm.Key != nil {
+		if r.Key, err = pm.Key.Encode(); err != nil {
+			return nil, fmt.Errorf("encode key: %w", err)
 		}
 	}
+	if pm.Value != nil {
+		if r.Value, err = pm.Value.Encode(); err != nil {
+			return nil, fmt.Errorf("encode value: %w", err)
+		}
+	}
+	if len(pm.Headers) > 0 {
+		r.Headers = make([]kgo.RecordHeader, len(pm.Headers))
+		for i, h := range pm.Headers {
+			r.Headers[i] = kgo.RecordHeader{Key: string(h.Key), Value: h.Value}
+		}
+	}
+	return r, nil
 }
 
-// answer records the outcome of one message and wakes its call after its last one.
-func answer(pm *sarama.ProducerMessage, err error) {
-	if pm == nil {
-		return
-	}
-	s, ok := pm.Metadata.(*kafkaSlot)
-	if !ok {
-		return
-	}
-	c := s.call
-	if err != nil {
-		s.err = err
-		c.failed++
-	}
-	c.pending--
-	if c.pending == 0 {
-		c.done <- struct{}{}
-	}
-}
-
-// Close flushes the messages handed to sarama, waits for their answers, and closes
-// the producer and its connections. It is idempotent and safe to call concurrently
-// with Publish: calls that have not handed their messages over yet fail with
-// ErrClosed. Sarama does not cut a linger short on close, so Close may wait up to
-// Flush.Frequency before the last messages leave, then for their answers.
+// Close waits for the rounds of the calls already queued (their answers are
+// reported), then closes the client and its connections. Calls that were not queued
+// yet fail with ErrClosed. It is idempotent and safe to call concurrently with
+// Publish. When a round is still waiting after DeliveryTimeout (a broker that
+// accepted a request and never answered), the client is closed under it and its
+// records fail with kgo.ErrClientClosed.
 func (p *KafkaPublisher) Close() error {
 	p.closeOnce.Do(func() {
 		p.mu.Lock()
 		p.closed = true
 		p.mu.Unlock()
-		p.producer.AsyncClose()
-		<-p.collected
-		if err := p.client.Close(); err != nil && !errors.Is(err, sarama.ErrClosedClient) {
-			p.closeErr = fmt.Errorf("adapter: kafka: close: %w", err)
+		select {
+		case p.wake <- struct{}{}:
+		default:
+		}
+		wait := p.cfg.DeliveryTimeout
+		if wait <= 0 {
+			wait = DefaultKafkaDeliveryTimeout
+		}
+		t := time.NewTimer(wait + time.Second)
+		defer t.Stop()
+		select {
+		case <-p.done:
+			p.cl.Close()
+		case <-t.C:
+			p.cl.Close()
+			<-p.done
+			p.closeErr = fmt.Errorf("adapter: kafka: close: a round did not finish within %v; its records failed", wait)
 		}
 	})
 	return p.closeErr
 }
 
-// Ping checks that a broker answers: it opens a new connection to the bootstrap
-// brokers in turn (TLS and SASL included) and asks for the cluster metadata of no
-// topic. It returns nil at the first broker that answers, and fails within
-// PingTimeout, or earlier when ctx ends. After Close it returns ErrClosed.
+// Ping checks that a broker answers a metadata request for no topic (TLS and SASL
+// included), asking the known brokers then the bootstrap addresses in turn. It fails
+// within PingTimeout, or earlier when ctx ends. After Close it returns ErrClosed.
 func (p *KafkaPublisher) Ping(ctx context.Context) error {
-	p.mu.RLock()
+	p.mu.Lock()
 	closed := p.closed
-	p.mu.RUnlock()
+	p.mu.Unlock()
 	if closed {
 		return ErrClosed
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("adapter: kafka ping: %w", err)
 	}
-	result := make(chan error, 1) // buffered: the pinger never blocks after we left
-	go func() { result <- p.ping() }()
-	timer := time.NewTimer(p.cfg.PingTimeout)
-	defer timer.Stop()
-	select {
-	case err := <-result:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("adapter: kafka ping: %w", ctx.Err())
-	case <-timer.C:
-		return fmt.Errorf("adapter: kafka ping: no answer within %v: %w", p.cfg.PingTimeout, context.DeadlineExceeded)
-	}
-}
-
-func (p *KafkaPublisher) ping() error {
-	var errs []error
-	for _, addr := range p.cfg.Brokers {
-		b := sarama.NewBroker(addr)
-		if err := b.Open(p.pingConf); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
-			continue
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.PingTimeout)
+	defer cancel()
+	if err := p.cl.Ping(ctx); err != nil {
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
 		}
-		// An empty topic list asks for no topic (nil would mean all of them).
-		_, err := b.GetMetadata(sarama.NewMetadataRequest(p.pingConf.Version, []string{}))
-		_ = b.Close()
-		if err == nil {
-			return nil
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+		return fmt.Errorf("adapter: kafka ping: no broker answered within %v: %w", p.cfg.PingTimeout, err)
 	}
-	return fmt.Errorf("adapter: kafka ping: no broker answered: %w", errors.Join(errs...))
+	return nil
 }
 
 // KeyFromMetadata returns a marshaler that writes what kafka.DefaultMarshaler writes
 // and uses the message's metadata value under key as the Kafka partition key, so that
 // messages with the same value go to the same partition, in order. A message without
-// that metadata gets no key, and sarama spreads such messages over the partitions.
-// It is also an Unmarshaler (kafka.DefaultMarshaler's), for watermill-kafka
-// subscribers.
+// that metadata gets no key, and such messages are spread over the partitions. It is
+// also an Unmarshaler (kafka.DefaultMarshaler's), for watermill-kafka subscribers,
+// and a KafkaRecordMarshaler.
 func KeyFromMetadata(key string) kafka.MarshalerUnmarshaler {
 	return metadataKeyMarshaler{key: key}
 }
@@ -609,21 +525,32 @@ func (m metadataKeyMarshaler) Marshal(topic string, msg *message.Message) (*sara
 	return pm, nil
 }
 
+// MarshalRecord is Marshal producing a franz-go record.
+func (m metadataKeyMarshaler) MarshalRecord(topic string, msg *message.Message) (*kgo.Record, error) {
+	pm, err := m.Marshal(topic, msg)
+	if err != nil {
+		return nil, err
+	}
+	return recordFromSarama(pm)
+}
+
 // maxTopicLen is Kafka's limit on topic names.
 const maxTopicLen = 249
 
 // ValidateTopic reports whether topic is a valid Kafka topic name: 1 to 249
 // characters among ASCII letters, digits, '.', '_' and '-', and neither "." nor "..".
-// The error wraps sarama.ErrInvalidTopic, which Classify reports as Permanent.
+// The error wraps kerr.InvalidTopicException (and matches sarama.ErrInvalidTopic),
+// which Classify reports as Permanent.
 func ValidateTopic(topic string) error {
+	invalid := brokerError(kerr.InvalidTopicException)
 	switch {
 	case topic == "":
-		return fmt.Errorf("adapter: kafka: empty topic name: %w", sarama.ErrInvalidTopic)
+		return fmt.Errorf("adapter: kafka: empty topic name: %w", invalid)
 	case len(topic) > maxTopicLen:
 		return fmt.Errorf("adapter: kafka: invalid topic name %q...: %d characters, more than %d: %w",
-			topic[:32], len(topic), maxTopicLen, sarama.ErrInvalidTopic)
+			topic[:32], len(topic), maxTopicLen, invalid)
 	case topic == "." || topic == "..":
-		return fmt.Errorf("adapter: kafka: invalid topic name %q: %w", topic, sarama.ErrInvalidTopic)
+		return fmt.Errorf("adapter: kafka: invalid topic name %q: %w", topic, invalid)
 	}
 	for i := 0; i < len(topic); i++ {
 		switch ch := topic[i]; {
@@ -631,7 +558,7 @@ func ValidateTopic(topic string) error {
 		default:
 			r, _ := utf8.DecodeRuneInString(topic[i:])
 			return fmt.Errorf("adapter: kafka: invalid topic name %q: character %q at %d is not allowed (only ASCII letters, digits, '.', '_' and '-'): %w",
-				topic, r, i, sarama.ErrInvalidTopic)
+				topic, r, i, invalid)
 		}
 	}
 	return nil
@@ -642,112 +569,6 @@ func fill(errs []error, err error) []error {
 		errs[i] = err
 	}
 	return errs
-}
-
-// kafkaCall is the state of one PublishResults call, pooled across calls. What the
-// records point at (headers, bytes) lives in its slabs, which are reused only after
-// sarama has answered for every message of the call; the records are fresh per call.
-type kafkaCall struct {
-	slots []kafkaSlot
-	// pending, failed: written by the caller before the first send, then only by the
-	// collector until done is signalled.
-	pending int
-	failed  int
-	valid   int
-	done    chan struct{}
-
-	pms     []sarama.ProducerMessage
-	values  []sarama.ByteEncoder
-	keys    []sarama.ByteEncoder
-	headers []sarama.RecordHeader
-	arena   []byte
-}
-
-// kafkaSlot is one message of a call; the ProducerMessage's Metadata points at it.
-type kafkaSlot struct {
-	call *kafkaCall
-	pm   *sarama.ProducerMessage // nil when the message was not handed to sarama
-	err  error
-	key  []byte // the record's key, nil without one
-	wave int    // see send
-}
-
-// Bounds on what a pooled call keeps, so that one huge call does not pin memory.
-const (
-	maxPooledSlots = 1 << 14
-	maxPooledArena = 4 << 20
-)
-
-func (c *kafkaCall) prepare(n int) {
-	if cap(c.slots) < n {
-		c.slots = make([]kafkaSlot, n)
-	}
-	c.slots = c.slots[:n]
-	for i := range c.slots {
-		c.slots[i] = kafkaSlot{call: c}
-	}
-	c.pending, c.failed, c.valid = 0, 0, 0
-}
-
-// grow sizes the slabs of the fast marshaler for n messages, h headers and b bytes.
-func (c *kafkaCall) grow(n, h, b int) {
-	// The records themselves are never reused: sarama may still read a record after
-	// it answered for it (its partition producer reads msg.retries to back off after
-	// returning an error), so each call gets fresh ones, one allocation per call.
-	c.pms = make([]sarama.ProducerMessage, n)
-	if cap(c.values) < n {
-		c.values = make([]sarama.ByteEncoder, n)
-		c.keys = make([]sarama.ByteEncoder, n)
-	}
-	c.values, c.keys = c.values[:n], c.keys[:n]
-	if cap(c.headers) < h {
-		c.headers = make([]sarama.RecordHeader, 0, h)
-	}
-	c.headers = c.headers[:0]
-	if cap(c.arena) < b {
-		c.arena = make([]byte, 0, b)
-	}
-	c.arena = c.arena[:0]
-}
-
-// bytes copies s into the arena, which grow sized for every string of the call.
-func (c *kafkaCall) bytes(s string) []byte {
-	start := len(c.arena)
-	c.arena = append(c.arena, s...)
-	return c.arena[start:len(c.arena):len(c.arena)]
-}
-
-// check fails message i when it is nil or its context has ended.
-func (c *kafkaCall) check(i int, m *message.Message) bool {
-	if m == nil {
-		c.fail(i, fmt.Errorf("adapter: kafka: message %d: %w", i, ErrNilMessage))
-		return false
-	}
-	if err := m.Context().Err(); err != nil {
-		c.fail(i, fmt.Errorf("adapter: kafka: message %s not sent: %w", m.UUID, err))
-		return false
-	}
-	return true
-}
-
-func (c *kafkaCall) fail(i int, err error) {
-	c.slots[i].err = err
-	c.failed++
-}
-
-// release clears the references of c to the caller's data and pools it.
-func (p *KafkaPublisher) release(c *kafkaCall) {
-	if cap(c.slots) > maxPooledSlots || cap(c.arena) > maxPooledArena {
-		return
-	}
-	clear(c.slots)
-	c.pms = nil // sarama may still read them; see grow
-	clear(c.values)
-	clear(c.keys)
-	clear(c.headers[:cap(c.headers)])
-	c.headers = c.headers[:0]
-	c.arena = c.arena[:0]
-	p.calls.Put(c)
 }
 
 // String describes the publisher by its configuration, without secrets.

@@ -19,6 +19,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/millrace/millrace/adapter"
 	"github.com/millrace/millrace/internal/kafkatest"
@@ -33,11 +34,13 @@ func kafkaTestConfig(c *kafkatest.Cluster) adapter.KafkaConfig {
 		ClientID:    "millrace-test",
 		DialTimeout: 2 * time.Second,
 		PingTimeout: 2 * time.Second,
-		Retry:       adapter.KafkaRetry{Backoff: 10 * time.Millisecond},
-		OverwriteSaramaConfig: func(sc *sarama.Config) {
-			sc.Metadata.Retry.Backoff = 10 * time.Millisecond
-			sc.Metadata.AllowAutoTopicCreation = false
-		},
+		// franz-go retries every 10ms at first, and refreshes metadata as often as
+		// it needs (its default is at most every 5s); topics are never auto-created.
+		RetryBackoff: 10 * time.Millisecond,
+		// Records that cannot be sent (brokers unreachable) come back within a
+		// second, so that the decorator's retries show in the tests.
+		DeliveryTimeout: time.Second,
+		Options:         []kgo.Opt{kgo.MetadataMinAge(10 * time.Millisecond)},
 	}
 }
 
@@ -503,10 +506,10 @@ func TestKafkaPublisher_closeFlushesAndLaterPublishFailsWithErrClosed(t *testing
 func TestKafkaPublisher_closeWaitsForWhatIsWaitingForTheLinger(t *testing.T) {
 	c := kafkatest.New(t)
 	topic := c.NewTopic(t, 2)
-	// A long linger holds the messages in sarama's batch when Close starts. sarama
-	// does not cut the linger short on close: Close waits for it, then for the answers.
+	// A long linger holds the call in its round when Close starts. Close does
+	// not cut the linger short: it waits for it, then for the answers.
 	const linger = 2 * time.Second
-	p := newKafkaPublisher(t, c, func(cfg *adapter.KafkaConfig) { cfg.Flush.Frequency = linger })
+	p := newKafkaPublisher(t, c, func(cfg *adapter.KafkaConfig) { cfg.Linger = linger })
 
 	msgs := kafkaMessages("linger", 100, 0)
 	done := make(chan error, 1)
@@ -678,8 +681,8 @@ func TestKafkaPublisher_saslPlain(t *testing.T) {
 	t.Logf("wrong password: %v (%s)", err, adapter.Classify(err))
 }
 
-func TestKafkaPublisher_saslSCRAMWithTheBuiltInClient(t *testing.T) {
-	for _, mech := range []sarama.SASLMechanism{sarama.SASLTypeSCRAMSHA256, sarama.SASLTypeSCRAMSHA512} {
+func TestKafkaPublisher_saslSCRAM(t *testing.T) {
+	for _, mech := range []adapter.SASLMechanism{adapter.SASLSCRAMSHA256, adapter.SASLSCRAMSHA512} {
 		t.Run(string(mech), func(t *testing.T) {
 			c := kafkatest.New(t, kafkatest.KfakeOptions(
 				kfake.EnableSASL(),

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/millrace/millrace/adapter"
 	"github.com/millrace/millrace/internal/kafkatest"
@@ -71,9 +74,9 @@ func TestDecoratorResendsOnlyTheMessagesTheBrokerFailedRetriably(t *testing.T) {
 	ok := keyed(keyFor(t, "ok", 0, 3), "ok")
 	tooLarge := keyed(keyFor(t, "big", 1, 3), string(big))
 	flaky := keyed(keyFor(t, "flaky", 2, 3), "flaky")
-	// REPLICA_NOT_AVAILABLE once for the flaky message: sarama does not retry it
-	// itself, so the decorator must.
-	fault := c.FailProduceWhere(t, topic, kerr.ReplicaNotAvailable, 1, func(r kafkatest.Record) bool {
+	// UNKNOWN_SERVER_ERROR once for the flaky message: franz-go does not retry it
+	// itself (kerr says not retriable), Classify does, so the decorator must.
+	fault := c.FailProduceWhere(t, topic, kerr.UnknownServerError, 1, func(r kafkatest.Record) bool {
 		return string(r.Value) == "flaky"
 	})
 
@@ -102,6 +105,21 @@ func TestDecoratorResendsOnlyTheMessagesTheBrokerFailedRetriably(t *testing.T) {
 }
 
 func TestOrderPerKeyHoldsThroughLeaderMovesAndRetriableFaults(t *testing.T) {
+	orderUnderFaults(t, 100)
+}
+
+func TestOrderPerKeyHoldsThroughLeaderMovesAndRetriableFaults_oneKey(t *testing.T) {
+	orderUnderFaults(t, 1)
+}
+
+func TestOrderPerKeyHoldsThroughLeaderMovesAndRetriableFaults_tenKeys(t *testing.T) {
+	orderUnderFaults(t, 10)
+}
+
+// orderUnderFaults publishes 10k messages over keys keys in calls of 250 through
+// leader moves and injected errors, some retried inside franz-go, some given back
+// to the decorator, and checks that every key's messages arrive in order.
+func orderUnderFaults(t *testing.T, keys int) {
 	if testing.Short() {
 		t.Skip("10k messages with injected faults")
 	}
@@ -110,7 +128,7 @@ func TestOrderPerKeyHoldsThroughLeaderMovesAndRetriableFaults(t *testing.T) {
 	topic := c.NewTopic(t, 6)
 	p := newDecoratedKafka(t, c, adapter.Config{MaxElapsedTime: time.Minute, MaxRetries: 100})
 
-	const total, keys, perCall = 10000, 100, 250
+	const total, perCall = 10000, 250
 	seq := 0
 	next := func() []*message.Message {
 		msgs := make([]*message.Message, perCall)
@@ -129,7 +147,7 @@ func TestOrderPerKeyHoldsThroughLeaderMovesAndRetriableFaults(t *testing.T) {
 		case 10:
 			fake.ShufflePartitionLeaders()
 		case 15:
-			// Retried inside sarama by the idempotent producer.
+			// Retried inside franz-go by the idempotent producer.
 			c.FailProduce(t, topic, kerr.NotEnoughReplicas, 3)
 			c.FailProduce(t, topic, kerr.RequestTimedOut, 2)
 		case 20:
@@ -142,9 +160,11 @@ func TestOrderPerKeyHoldsThroughLeaderMovesAndRetriableFaults(t *testing.T) {
 			fake.ShufflePartitionLeaders()
 			c.FailProduce(t, topic, kerr.NotLeaderForPartition, 3)
 		case 30, 32, 34, 36, 38:
-			// Not retried by sarama: the decorator resends, and the later messages
-			// of the same keys must not overtake the resent ones.
 			c.FailProduce(t, topic, kerr.NetworkException, 1+call%3)
+		case 31, 33, 35, 37:
+			// Not retried by franz-go: the decorator resends, and the later messages
+			// of the same keys must not overtake the resent ones.
+			c.FailProduce(t, topic, kerr.UnknownServerError, 1+call%3)
 		}
 		if err := p.Publish(topic, next()...); err != nil {
 			t.Fatalf("call %d: %v", call, err)
@@ -173,7 +193,10 @@ func TestOrderPerKeyHoldsThroughLeaderMovesAndRetriableFaults(t *testing.T) {
 	if len(seen) != total {
 		t.Fatalf("%d distinct messages, want %d", len(seen), total)
 	}
-	t.Logf("%d messages, %d duplicates, metrics %+v", total, dups, p.Metrics())
+	if m := p.Metrics(); m.RetriesTotal == 0 {
+		t.Fatalf("metrics %+v: the decorator resent nothing, the faults it should see did not reach it", m)
+	}
+	t.Logf("%d messages over %d keys, %d duplicates, metrics %+v", total, keys, dups, p.Metrics())
 }
 
 func TestBatchingPublisherRidesOutABrokerOutage(t *testing.T) {
@@ -198,8 +221,11 @@ func TestBatchingPublisherRidesOutABrokerOutage(t *testing.T) {
 		})
 	}
 	time.Sleep(3 * time.Second)
-	if m := p.Metrics(); m.InFlight != publishers || m.RetriesTotal == 0 {
-		t.Fatalf("during the outage: metrics %+v, want %d calls in flight retrying", m, publishers)
+	// franz-go keeps records it has tried to send until the broker answers (failing
+	// them could let a resend land behind later records), so the calls wait for the
+	// broker rather than come back to the decorator: in flight, none returned.
+	if m := p.Metrics(); m.InFlight != publishers || m.PublishCalls != 1 || m.MessagesPublished != 1 {
+		t.Fatalf("during the outage: metrics %+v, want %d calls in flight, none finished", m, publishers)
 	}
 	c.Proxy().Restore()
 	wg.Wait()
@@ -242,5 +268,105 @@ func TestAnOversizedRecordDoesNotFailTheRecordsThatShareItsBatch(t *testing.T) {
 	}
 	if recs := c.ConsumeAll(t, topic, time.Second); len(recs) != 19 {
 		t.Fatalf("%d records written, want the 19 that fit, once each", len(recs))
+	}
+}
+
+// TestAThousandMessagesOfOneKeyTakeAHandfulOfProduceRequests counts the produce
+// requests the broker sees for one call of 1000 small messages of a single key:
+// no round trip per message.
+func TestAThousandMessagesOfOneKeyTakeAHandfulOfProduceRequests(t *testing.T) {
+	c := kafkatest.New(t)
+	topic := c.NewTopic(t, 3)
+	p := newKafkaPublisher(t, c, func(cfg *adapter.KafkaConfig) { cfg.Marshaler = adapter.KeyFromMetadata("key") })
+	if err := p.Publish(topic, keyed("warm-up", "x")); err != nil { // metadata and producer id
+		t.Fatalf("warm-up: %v", err)
+	}
+	produces := c.Fault(t, kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Count: -1, Observe: true})
+
+	msgs := make([]*message.Message, 1000)
+	for i := range msgs {
+		msgs[i] = keyed("the-only-key", strconv.Itoa(i))
+	}
+	start := time.Now()
+	if err := p.Publish(topic, msgs...); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	elapsed := time.Since(start)
+	if n := produces.Hits(); n < 1 || n > 5 {
+		t.Fatalf("1000 messages of one key took %d produce requests, want at most a handful (1 to 5)", n)
+	}
+	recs := c.ConsumeAll(t, topic, 500*time.Millisecond)
+	if len(recs) != 1001 {
+		t.Fatalf("%d records, want 1001", len(recs))
+	}
+	prev := -1
+	for _, r := range recs {
+		if string(r.Key) != "the-only-key" {
+			continue
+		}
+		v, _ := strconv.Atoi(string(r.Value))
+		if v != prev+1 {
+			t.Fatalf("value %d after %d: order broken", v, prev)
+		}
+		prev = v
+	}
+	t.Logf("1000 messages of one key: %d produce request(s) in %v", produces.Hits(), elapsed)
+}
+
+// TestARecordFailedWithItsBadNeighbourIsHeldBackNotDeadLettered builds the case
+// where franz-go fails good records with a permanent error because a bad record
+// before them in their partition was rejected, and isolating the bad one is cut
+// short by a retriable failure: the good ones must come back Retriable
+// (ErrHeldBack), never Permanent, and go through when resent.
+func TestARecordFailedWithItsBadNeighbourIsHeldBackNotDeadLettered(t *testing.T) {
+	c := kafkatest.New(t)
+	topic := c.NewTopic(t, 1)
+	p := newKafkaPublisher(t, c, func(cfg *adapter.KafkaConfig) { cfg.Marshaler = adapter.KeyFromMetadata("key") })
+	if err := p.Publish(topic, keyed("k", "warm-up")); err != nil {
+		t.Fatalf("warm-up: %v", err)
+	}
+	// The broker rejects every batch holding "bad" (INVALID_RECORD, permanent for
+	// that record); the first resend that isolates it fails with
+	// UNKNOWN_SERVER_ERROR, once, which franz-go gives back at once.
+	invalid := c.FailProduceWhere(t, topic, kerr.InvalidRecord, -1, func(r kafkatest.Record) bool { return string(r.Value) == "bad" })
+	c.Fault(t, kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Err: kerr.UnknownServerError, Count: 1,
+		When: func(kmsg.Request) bool { return invalid.Hits() >= 1 }})
+
+	msgs := []*message.Message{keyed("k", "a"), keyed("k", "bad"), keyed("k", "c"), keyed("k", "d")}
+	errs := p.PublishResults(topic, msgs...)
+	if errs == nil {
+		t.Fatal("every message written, want the faults to fail them")
+	}
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		if got := adapter.Classify(err); got == adapter.Permanent {
+			t.Fatalf("message %d (%s): %v is permanent: a record that may be good would be dead-lettered", i, msgs[i].Payload, err)
+		}
+	}
+	for _, i := range []int{2, 3} {
+		if !errors.Is(errs[i], adapter.ErrHeldBack) || !errors.Is(errs[i], kerr.InvalidRecord) {
+			t.Errorf("message %d: %v, want ErrHeldBack wrapping INVALID_RECORD", i, errs[i])
+		}
+	}
+
+	// Resent, the bad record is isolated and alone permanent; the others go through.
+	errs = p.PublishResults(topic, msgs...)
+	for i, err := range errs {
+		if i == 1 {
+			if adapter.Classify(err) != adapter.Permanent || !errors.Is(err, kerr.InvalidRecord) {
+				t.Errorf("the bad record on resend: %v, want a permanent INVALID_RECORD", err)
+			}
+		} else if err != nil {
+			t.Errorf("message %d (%s) on resend: %v", i, msgs[i].Payload, err)
+		}
+	}
+	var got []string
+	for _, r := range c.ConsumeAll(t, topic, 500*time.Millisecond) {
+		got = append(got, string(r.Value))
+	}
+	if strings.Join(got, ",") != "warm-up,a,c,d" {
+		t.Errorf("the partition holds %v, want warm-up,a,c,d", got)
 	}
 }

@@ -293,7 +293,7 @@ func (c *config) kafkaConfig() adapter.KafkaConfig {
 	}
 	if k.SASLUser != "" || k.SASLMechanism != "" {
 		kc.SASL = adapter.KafkaSASL{
-			Mechanism: sarama.SASLMechanism(k.SASLMechanism),
+			Mechanism: adapter.SASLMechanism(k.SASLMechanism),
 			User:      k.SASLUser,
 			Password:  c.saslPass,
 		}

@@ -192,16 +192,10 @@ func runAll(ctx context.Context, con *console, cfg config) (*summary, error) {
 	pub, err := router.NewKafkaPublisher(adapter.KafkaConfig{
 		Brokers:  brokers,
 		ClientID: "millrace-demo",
-		// Sarama retries a failed send itself, inside each attempt of the decorator,
-		// and each of its retries first looks for the partition's leader again (up to
-		// 3 metadata requests, 250ms apart). Those retries are invisible (no backoff
-		// of ours, no metrics), so allow only one: an outage then reaches the
-		// decorator within about a second, and its retries handle it. (Shortening
-		// the metadata retries too, with OverwriteSaramaConfig, opens sarama's
-		// circuit breaker, which refuses to send for 10 s, even after the broker is
-		// back.) The other fields keep their defaults: an idempotent producer
-		// (acks=all), snappy compression, 1 MiB messages at most.
-		Retry: adapter.KafkaRetry{Max: 1},
+		// The other fields keep their defaults: an idempotent producer (acks=all),
+		// snappy compression, 1 MiB messages at most. NewKafka bounds franz-go's own
+		// retries (DeliveryTimeout) by a quarter of the decorator's budget, so an
+		// outage reaches the decorator, whose retries and metrics handle it.
 	}, adapter.Config{
 		// The decorator's defaults: 3 retries, backoff from 100ms doubling to 5s with
 		// 20% jitter, a 2m budget per call.

@@ -207,8 +207,8 @@ func (p *oursPath) name() string { return pathOurs }
 
 func (p *oursPath) settings() string {
 	return fmt.Sprintf("outbox.NewPublisher -> router.Forwarder (defaults: BatchSize %d, LISTEN/NOTIFY + PollInterval %v) "+
-		"-> router.NewKafkaPublisher (defaults: idempotent, acks=all, snappy, linger %v)",
-		router.DefaultBatchSize, router.DefaultPollInterval, adapter.DefaultKafkaLinger)
+		"-> router.NewKafkaPublisher (defaults: franz-go, idempotent, acks=all, snappy, one round per batch)",
+		router.DefaultBatchSize, router.DefaultPollInterval)
 }
 
 func (p *oursPath) setup(ctx context.Context) error {
