@@ -370,70 +370,78 @@ type publishResult struct {
 	err       error         // the failure that stopped the batch, nil if none did
 }
 
-// publish sends events in waves: wave n holds the n-th event of every (topic, key)
-// of the batch, so that the events of one key are in successive calls and a retry
-// inside a call can never reorder them. Events without a key are all in wave 0.
-// Each wave makes one call per topic. The first blocking failure (retriable after
-// the publisher's budget, fatal, canceled) stops the batch.
+// publish sends events in one round: one Publish call per topic of the batch, all
+// calls at once, each holding its topic's events in batch order. The Kafka
+// publisher (adapter.KafkaPublisher) group-commits concurrent calls, so a batch
+// costs about one round trip whatever its keys; it keeps each key's events in call
+// order and reports a key's failed events as a suffix, which the decorator resends
+// in order. The earliest blocking failure (retriable after the publisher's budget,
+// fatal, canceled) stops the batch: progress is committed only up to it.
 func (f *Forwarder) publish(ctx context.Context, events []outbox.Event) publishResult {
 	res := publishResult{
 		published: make([]bool, len(events)),
 		permanent: make([]*failure, len(events)),
 	}
-	type tk struct{ topic, key string }
-	wave := make([]int, len(events))
-	seen := make(map[tk]int, len(events))
-	var topics []string
-	topicSeen := make(map[string]bool)
-	waves := 1
-	for i, ev := range events {
-		if !topicSeen[ev.Topic] {
-			topicSeen[ev.Topic] = true
-			topics = append(topics, ev.Topic)
-		}
-		if ev.Key == "" {
-			continue
-		}
-		k := tk{ev.Topic, ev.Key}
-		wave[i] = seen[k]
-		seen[k]++
-		waves = max(waves, wave[i]+1)
+	type topicCall struct {
+		topic string
+		idx   []int
+		msgs  []*message.Message
+		block *blockingFailure
 	}
-
-	idx := make([]int, 0, len(events))
-	msgs := make([]*message.Message, 0, len(events))
-	for w := 0; w < waves; w++ {
-		for _, topic := range topics {
-			idx, msgs = idx[:0], msgs[:0]
-			for i, ev := range events {
-				if wave[i] == w && ev.Topic == topic {
-					m := ev.Message()
-					m.SetContext(ctx)
-					idx = append(idx, i)
-					msgs = append(msgs, m)
-				}
-			}
-			if len(msgs) == 0 {
-				continue
-			}
-			res.calls++
-			if !f.call(topic, idx, msgs, &res) {
-				return res
-			}
+	var calls []*topicCall
+	byTopic := make(map[string]*topicCall)
+	for i, ev := range events {
+		c := byTopic[ev.Topic]
+		if c == nil {
+			c = &topicCall{topic: ev.Topic}
+			byTopic[ev.Topic] = c
+			calls = append(calls, c)
 		}
+		m := ev.Message()
+		m.SetContext(ctx)
+		c.idx = append(c.idx, i)
+		c.msgs = append(c.msgs, m)
+	}
+	res.calls = len(calls)
+	if len(calls) == 1 {
+		calls[0].block = f.call(calls[0].topic, calls[0].idx, calls[0].msgs, &res)
+	} else {
+		// The calls write res only at their own events' indexes.
+		var wg sync.WaitGroup
+		for _, c := range calls {
+			wg.Go(func() { c.block = f.call(c.topic, c.idx, c.msgs, &res) })
+		}
+		wg.Wait()
+	}
+	var first *blockingFailure
+	for _, c := range calls {
+		if c.block != nil && (first == nil || c.block.event < first.event) {
+			first = c.block
+		}
+	}
+	if first != nil {
+		res.class, res.err = first.class, first.err
 	}
 	return res
 }
 
-// call publishes msgs (the events at idx) and records the outcome in res. It
-// returns false when a blocking failure stops the batch.
-func (f *Forwarder) call(topic string, idx []int, msgs []*message.Message, res *publishResult) bool {
+// blockingFailure is the earliest failure of a call that stops the batch.
+type blockingFailure struct {
+	event int // index in the batch
+	class adapter.Class
+	err   error
+}
+
+// call publishes msgs (the events at idx) and records the outcome in res, at the
+// indexes idx only. It returns the earliest failure that stops the batch, nil if
+// none does.
+func (f *Forwarder) call(topic string, idx []int, msgs []*message.Message, res *publishResult) *blockingFailure {
 	err := f.cfg.Publisher.Publish(topic, msgs...)
 	if err == nil {
 		for _, i := range idx {
 			res.published[i] = true
 		}
-		return true
+		return nil
 	}
 	var pe *adapter.PublishError
 	if !errors.As(err, &pe) || len(pe.Failed) == 0 {
@@ -463,11 +471,13 @@ func (f *Forwarder) call(topic string, idx []int, msgs []*message.Message, res *
 		}
 	}
 	if block == nil {
-		return true
+		return nil
 	}
-	res.class = block.Class
-	res.err = fmt.Errorf("publish to %q: event %s: %w", topic, block.UUID, block.Err)
-	return false
+	return &blockingFailure{
+		event: idx[block.Index],
+		class: block.Class,
+		err:   fmt.Errorf("publish to %q: event %s: %w", topic, block.UUID, block.Err),
+	}
 }
 
 // Close stops the forwarder gracefully: a batch in flight is finished (up to

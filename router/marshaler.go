@@ -6,6 +6,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/millrace/millrace/adapter"
 	"github.com/millrace/millrace/outbox"
@@ -35,6 +36,24 @@ func (marshaler) Marshal(topic string, msg *message.Message) (*sarama.ProducerMe
 		pm.Key = sarama.StringEncoder(key)
 	}
 	return pm, nil
+}
+
+// MarshalRecord is Marshal producing a franz-go record directly, for
+// adapter.KafkaPublisher (adapter.KafkaRecordMarshaler).
+func (marshaler) MarshalRecord(topic string, msg *message.Message) (*kgo.Record, error) {
+	headers := make([]kgo.RecordHeader, 1, len(msg.Metadata)+1)
+	headers[0] = kgo.RecordHeader{Key: kafka.UUIDHeaderKey, Value: []byte(msg.UUID)}
+	for k, v := range msg.Metadata {
+		if strings.HasPrefix(k, outbox.ReservedPrefix) || k == kafka.UUIDHeaderKey {
+			continue
+		}
+		headers = append(headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
+	}
+	r := &kgo.Record{Topic: topic, Value: msg.Payload, Headers: headers}
+	if key := outbox.Key(msg); key != "" {
+		r.Key = []byte(key)
+	}
+	return r, nil
 }
 
 // NewKafkaPublisher returns the publisher a Forwarder needs: the adapter decorator
