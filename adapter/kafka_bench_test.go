@@ -15,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/millrace/millrace/adapter"
 	"github.com/millrace/millrace/internal/kafkatest"
@@ -38,7 +39,7 @@ func benchMessages() []*message.Message {
 }
 
 // benchPublishers are the publishers compared, each built on the given brokers:
-// KafkaPublisher with its defaults ("batching": snappy, 1 ms linger), the same
+// KafkaPublisher with its defaults ("batching": franz-go, snappy), the same
 // uncompressed like watermill-kafka's default, and watermill-kafka's publisher.
 //
 // watermill-kafka runs with its default sarama configuration
@@ -109,7 +110,7 @@ func BenchmarkKafkaPublish1000(b *testing.B) {
 
 // BenchmarkKafkaPublishAllocs is BenchmarkKafkaPublish1000 without latency against a
 // broker in a child process (or KAFKA_BROKERS), so that allocs/msg counts the
-// client's allocations only: marshaling, sarama and the publisher.
+// client's allocations only: marshaling, the client and the publisher.
 func BenchmarkKafkaPublishAllocs(b *testing.B) {
 	msgs := benchMessages()
 	brokers, topic := benchBrokerProcess(b)
@@ -211,4 +212,61 @@ func TestKafkaBenchBrokerProcess(t *testing.T) {
 	defer c.Close()
 	fmt.Printf("BROKERS %s\n", strings.Join(c.ListenAddrs(), ","))
 	_, _ = bufio.NewReader(os.Stdin).ReadByte() // until the parent closes stdin
+}
+
+// BenchmarkKafkaPublishKeys publishes one call of 1000 small messages spread over
+// 1, 10, 100 or 1000 keys, through the kit's proxy adding 1 ms each way, with
+// KafkaPublisher ("millrace") and with watermill-kafka's publisher ("stock", its
+// partitioning marshaler on the same key), on the same in-process broker. It reports
+// msgs/s and the produce requests the broker saw per call (produce-reqs/op).
+func BenchmarkKafkaPublishKeys(b *testing.B) {
+	c := kafkatest.New(b, kafkatest.WithProxy())
+	c.RequireFake(b)
+	c.Proxy().SetLatency(time.Millisecond)
+	produces := c.Fault(b, kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Count: -1, Observe: true})
+	for _, keys := range []int{1, 10, 100, 1000} {
+		msgs := benchMessages()
+		for i, m := range msgs {
+			m.Metadata.Set("key", fmt.Sprintf("key-%d", i%keys))
+		}
+		for _, pub := range []struct {
+			name string
+			new  func() (message.Publisher, error)
+		}{
+			{"millrace", func() (message.Publisher, error) {
+				return adapter.NewKafkaPublisher(adapter.KafkaConfig{Brokers: c.Addrs(), Marshaler: adapter.KeyFromMetadata("key")})
+			}},
+			{"stock", func() (message.Publisher, error) {
+				sc := kafka.DefaultSaramaSyncPublisherConfig()
+				sc.Producer.RequiredAcks = sarama.WaitForAll
+				return kafka.NewPublisher(kafka.PublisherConfig{
+					Brokers:               c.Addrs(),
+					Marshaler:             kafka.NewWithPartitioningMarshaler(func(_ string, m *message.Message) (string, error) { return m.Metadata.Get("key"), nil }),
+					OverwriteSaramaConfig: sc,
+				}, watermill.NopLogger{})
+			}},
+		} {
+			b.Run(fmt.Sprintf("keys-%d/%s", keys, pub.name), func(b *testing.B) {
+				topic := c.NewTopic(b, 6)
+				p, err := pub.new()
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer p.Close()
+				if err := p.Publish(topic, msgs[:10]...); err != nil { // connections, metadata
+					b.Fatalf("Publish: %v", err)
+				}
+				before := produces.Hits()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if err := p.Publish(topic, msgs...); err != nil {
+						b.Fatalf("Publish: %v", err)
+					}
+				}
+				b.StopTimer()
+				b.ReportMetric(float64(b.N*len(msgs))/b.Elapsed().Seconds(), "msgs/s")
+				b.ReportMetric(float64(produces.Hits()-before)/float64(b.N), "produce-reqs/op")
+			})
+		}
+	}
 }

@@ -49,7 +49,7 @@ func run(ctx context.Context, args []string) error {
 		latency    = fs.String("latency", "0,2.5ms", "one-way latencies the proxy adds, comma-separated (0 = none)")
 		events     = fs.Int("events", benchrelay.DefaultEvents, "drain backlog, events")
 		payload    = fs.Int("payload", benchrelay.DefaultPayloadBytes, "payload bytes of drain and trickle events")
-		keys       = fs.Int("keys", benchrelay.DefaultKeys, "partition keys")
+		keys       = fs.String("keys", strconv.Itoa(benchrelay.DefaultKeys), "partition keys; a comma-separated list runs a sweep, one run per count, and ends with a sweep table")
 		txEvents   = fs.Int("tx", benchrelay.DefaultTxEvents, "events per backlog transaction")
 		partitions = fs.Int("partitions", benchrelay.DefaultPartitions, "partitions per topic")
 		rate       = fs.Int("rate", benchrelay.DefaultTrickleRate, "trickle events per second")
@@ -91,6 +91,10 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("-mem-events: %w", err)
 	}
+	keyCounts, err := parseInts(*keys)
+	if err != nil || len(keyCounts) == 0 {
+		return fmt.Errorf("-keys %q: want positive counts, comma-separated", *keys)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return err
@@ -98,28 +102,44 @@ func run(ctx context.Context, args []string) error {
 	if len(mems) == 0 {
 		mems = []int{-1}
 	}
-	cfg := benchrelay.Config{
-		DSN:                *dsn,
-		Latencies:          lats,
-		Events:             *events,
-		PayloadBytes:       *payload,
-		Keys:               *keys,
-		TxEvents:           *txEvents,
-		Partitions:         *partitions,
-		TrickleRate:        *rate,
-		TrickleDuration:    *trickle,
-		MemoryEvents:       mems,
-		MemoryPayloadBytes: *memPayload,
-		Executable:         exe,
-		PhaseTimeout:       *timeout,
-		Progress:           os.Stderr,
+	var results []*benchrelay.Result
+	for i, k := range keyCounts {
+		cfg := benchrelay.Config{
+			DSN:                *dsn,
+			Latencies:          lats,
+			Events:             *events,
+			PayloadBytes:       *payload,
+			Keys:               k,
+			TxEvents:           *txEvents,
+			Partitions:         *partitions,
+			TrickleRate:        *rate,
+			TrickleDuration:    *trickle,
+			MemoryEvents:       mems,
+			MemoryPayloadBytes: *memPayload,
+			Executable:         exe,
+			PhaseTimeout:       *timeout,
+			Progress:           os.Stderr,
+		}
+		if i > 0 {
+			cfg.MemoryEvents = []int{-1} // the memory test runs once, with the first key count
+		}
+		res, err := benchrelay.Run(ctx, cfg)
+		if res != nil {
+			if len(keyCounts) > 1 {
+				fmt.Printf("## Keys: %d\n\n", k)
+			}
+			fmt.Printf("Command: %s\n\n", strings.TrimSpace("bench-relay "+strings.Join(args, " ")))
+			res.Markdown(os.Stdout)
+			results = append(results, res)
+		}
+		if err != nil {
+			return err
+		}
 	}
-	res, err := benchrelay.Run(ctx, cfg)
-	if res != nil {
-		fmt.Printf("Command: %s\n\n", strings.TrimSpace("bench-relay "+strings.Join(args, " ")))
-		res.Markdown(os.Stdout)
+	if len(keyCounts) > 1 {
+		benchrelay.SweepMarkdown(os.Stdout, results)
 	}
-	return err
+	return nil
 }
 
 func parseLatencies(s string) ([]time.Duration, error) {

@@ -234,3 +234,51 @@ func fmtDur(d time.Duration) string {
 }
 
 func fmtKiB(k int64) string { return fmt.Sprintf("%.1f MiB", float64(k)/1024) }
+
+// SweepMarkdown writes the key sweep of several runs (one per key count) as one
+// table per added latency: drain rate of both paths and their ratio, and the
+// trickle's p99 commit-to-consumer latency of both paths.
+func SweepMarkdown(w io.Writer, runs []*Result) {
+	fmt.Fprintf(w, "## Key sweep\n\n")
+	type cell struct{ drain, p99 map[string]Row }
+	byLat := map[time.Duration]map[int]*cell{}
+	var lats []time.Duration
+	for _, res := range runs {
+		for _, row := range res.Rows {
+			m := byLat[row.Latency]
+			if m == nil {
+				m = map[int]*cell{}
+				byLat[row.Latency] = m
+				lats = append(lats, row.Latency)
+			}
+			c := m[res.Config.Keys]
+			if c == nil {
+				c = &cell{drain: map[string]Row{}, p99: map[string]Row{}}
+				m[res.Config.Keys] = c
+			}
+			if row.Test == "drain" {
+				c.drain[row.Path] = row
+			} else {
+				c.p99[row.Path] = row
+			}
+		}
+	}
+	for _, lat := range lats {
+		fmt.Fprintf(w, "Added latency %v each way:\n\n", lat)
+		fmt.Fprintf(w, "| keys | stock drain ev/s | millrace drain ev/s | ratio | stock trickle p99 | millrace trickle p99 |\n|---|---|---|---|---|---|\n")
+		for _, res := range runs {
+			c := byLat[lat][res.Config.Keys]
+			if c == nil {
+				continue
+			}
+			st, ou := c.drain[pathStock], c.drain[pathOurs]
+			ratio := "-"
+			if st.Rate > 0 {
+				ratio = fmt.Sprintf("%.1fx", ou.Rate/st.Rate)
+			}
+			fmt.Fprintf(w, "| %d | %.0f | %.0f | %s | %v | %v |\n", res.Config.Keys, st.Rate, ou.Rate, ratio,
+				c.p99[pathStock].P99.Round(time.Millisecond), c.p99[pathOurs].P99.Round(time.Millisecond))
+		}
+		fmt.Fprintln(w)
+	}
+}
