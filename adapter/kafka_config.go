@@ -251,11 +251,12 @@ type KafkaConfig struct {
 	// it, and every record buffered behind it in its partition, with
 	// kgo.ErrRecordTimeout (Retriable: the decorator decides what happens next).
 	// franz-go never fails a record it has sent before the broker answers (the broker
-	// may have written it: failing it could let a resend land behind later records),
-	// so during an outage a call whose records were in flight waits for the broker,
-	// or for the end of its messages' context, or for Close. Defaults to 30s; NewKafka lowers it
-	// to a quarter of the decorator's MaxElapsedTime when that is shorter, so that
-	// the decorator's budget is what bounds a call. At least 1s (franz-go's
+	// may have written it: failing it could let a resend land behind later records);
+	// a call still waiting for such records after DeliveryTimeout returns them as
+	// failed with kgo.ErrRecordTimeout although they may still be written, and the
+	// decorator's resends queue behind them, in order. Defaults to 30s; NewKafka
+	// lowers it to a quarter of the decorator's MaxElapsedTime when that is shorter,
+	// so that the decorator's budget is what bounds a call. At least 1s (franz-go's
 	// minimum); a negative value means no limit.
 	DeliveryTimeout time.Duration `json:"delivery_timeout,omitempty"`
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +65,11 @@ type KafkaPublisher struct {
 	wake   chan struct{} // capacity 1: a call is queued or Close was called
 	done   chan struct{} // closed when the round loop has returned
 
+	// unreachable is closed, and replaced, whenever a connection to a broker cannot
+	// be opened; dialErr is that failure. Calls waiting for a round give up then.
+	unreachable chan struct{}
+	dialErr     error
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -77,6 +83,8 @@ func NewKafkaPublisher(cfg KafkaConfig) (*KafkaPublisher, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	p := &KafkaPublisher{cfg: cfg, wake: make(chan struct{}, 1), done: make(chan struct{}), unreachable: make(chan struct{})}
+	opts = append(opts, kgo.WithHooks(dialHook{p}))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("adapter: kafka: client: %w", err)
@@ -88,7 +96,7 @@ func NewKafkaPublisher(cfg KafkaConfig) (*KafkaPublisher, error) {
 		cl.Close()
 		return nil, fmt.Errorf("adapter: kafka: connect to %s: %w", strings.Join(cfg.Brokers, ","), err)
 	}
-	p := &KafkaPublisher{cfg: cfg, cl: cl, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	p.cl = cl
 	switch m := cfg.Marshaler.(type) {
 	case kafka.DefaultMarshaler:
 	case metadataKeyMarshaler:
@@ -182,6 +190,11 @@ func (p *KafkaPublisher) Publish(topic string, msgs ...*message.Message) error {
 // (nil for a message that was written), or a nil slice when every message was
 // written.
 //
+// When a broker cannot be reached while the call waits, PublishResults returns at once:
+// the messages sent fail with the dial error (Retriable), although franz-go keeps
+// them and may still write them when the broker is back; a resend queues behind
+// them. Likewise after DeliveryTimeout (kgo.ErrRecordTimeout).
+//
 // When the context of the messages ends before the round answers (a broker that
 // accepted a request and does not answer holds the round until DeliveryTimeout, or
 // until it answers), PublishResults returns at once: the messages sent fail with
@@ -221,6 +234,9 @@ func (p *KafkaPublisher) PublishResults(topic string, msgs ...*message.Message) 
 			case p.wake <- struct{}{}:
 			default:
 			}
+			p.mu.Lock()
+			unreachable := p.unreachable
+			p.mu.Unlock()
 			var timeout <-chan time.Time
 			if wait := p.answerWait(); wait > 0 {
 				t := time.NewTimer(wait)
@@ -235,6 +251,14 @@ func (p *KafkaPublisher) PublishResults(topic string, msgs ...*message.Message) 
 				// caller a retriable failure; its resend queues behind them, in
 				// order, and a call not produced yet is dropped from the queue.
 				return p.abandon(c, fmt.Errorf("no answer from the broker within %v, it may still be written: %w", p.answerWait(), kgo.ErrRecordTimeout))
+			case <-unreachable:
+				// A broker cannot be reached: franz-go keeps the records and retries,
+				// but the caller hears of the outage now, as with a producer that
+				// fails fast, and its resend queues behind them, in order.
+				p.mu.Lock()
+				err := p.dialErr
+				p.mu.Unlock()
+				return p.abandon(c, fmt.Errorf("a broker cannot be reached, the message may still be written when it can: %w", err))
 			case <-c.ctxDone():
 				// The caller gave up (its messages' context ended) while the round
 				// is still waiting, typically for a broker that does not answer.
@@ -252,14 +276,29 @@ func (p *KafkaPublisher) PublishResults(topic string, msgs ...*message.Message) 
 	return nil
 }
 
-// answerWait is how long a call waits for its round before giving up: franz-go fails
-// records it could not send after DeliveryTimeout, and a broker answers a produce
-// request within ProduceTimeout; 0 (no limit) without a DeliveryTimeout.
+// answerWait is how long a call waits for its round before giving up: franz-go
+// fails a record it could not send after DeliveryTimeout, but keeps one it sent until
+// the broker answers, which in an outage can be long. 0 (no limit) without a
+// DeliveryTimeout.
 func (p *KafkaPublisher) answerWait() time.Duration {
-	if p.cfg.DeliveryTimeout <= 0 {
-		return 0
+	return max(p.cfg.DeliveryTimeout, 0)
+}
+
+// dialHook tells waiting calls when a connection to a broker cannot be opened.
+type dialHook struct{ p *KafkaPublisher }
+
+// OnBrokerConnect implements kgo.HookBrokerConnect.
+func (h dialHook) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err == nil || meta.NodeID < 0 {
+		// A bootstrap address (negative ids) that fails says nothing about the
+		// brokers that lead partitions.
+		return
 	}
-	return p.cfg.DeliveryTimeout + p.cfg.ProduceTimeout
+	h.p.mu.Lock()
+	h.p.dialErr = err
+	close(h.p.unreachable)
+	h.p.unreachable = make(chan struct{})
+	h.p.mu.Unlock()
 }
 
 // abandon gives up waiting for c's round and returns its results: each message
