@@ -278,10 +278,13 @@ func (p *KafkaPublisher) PublishResults(topic string, msgs ...*message.Message) 
 
 // answerWait is how long a call waits for its round before giving up: franz-go
 // fails a record it could not send after DeliveryTimeout, but keeps one it sent until
-// the broker answers, which in an outage can be long. 0 (no limit) without a
-// DeliveryTimeout.
+// the broker answers, which in an outage can be long. The round's Linger comes on
+// top. 0 (no limit) without a DeliveryTimeout.
 func (p *KafkaPublisher) answerWait() time.Duration {
-	return max(p.cfg.DeliveryTimeout, 0)
+	if p.cfg.DeliveryTimeout <= 0 {
+		return 0
+	}
+	return p.cfg.DeliveryTimeout + p.cfg.Linger
 }
 
 // dialHook tells waiting calls when a connection to a broker cannot be opened.
