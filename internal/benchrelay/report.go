@@ -277,7 +277,7 @@ func SweepMarkdown(w io.Writer, runs []*Result) {
 				ratio = fmt.Sprintf("%.1fx", ou.Rate/st.Rate)
 			}
 			fmt.Fprintf(w, "| %d | %.0f | %.0f | %s | %v | %v |\n", res.Config.Keys, st.Rate, ou.Rate, ratio,
-				c.p99[pathStock].P99.Round(time.Millisecond), c.p99[pathOurs].P99.Round(time.Millisecond))
+				c.p99[pathStock].P99.Round(100*time.Microsecond), c.p99[pathOurs].P99.Round(100*time.Microsecond))
 		}
 		fmt.Fprintln(w)
 	}
