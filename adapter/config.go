@@ -47,8 +47,10 @@ type Config struct {
 	// MaxElapsedTime is the total budget of one Publish call, attempts and waits
 	// included, like Kafka's delivery.timeout.ms: no retry starts after it, and a wait
 	// that would end after it is not begun. It does not interrupt an attempt in
-	// progress, which the inner publisher bounds with its own timeouts (sarama's
-	// Net.WriteTimeout and Producer.Timeout). A negative value means no budget
+	// progress, which the inner publisher bounds with its own timeouts
+	// (KafkaPublisher: KafkaConfig.DeliveryTimeout, which NewKafka sets to a quarter
+	// of this budget; watermill-kafka: sarama's Net.WriteTimeout and
+	// Producer.Timeout). A negative value means no budget
 	// (MaxRetries alone bounds the call). Defaults to 2m.
 	MaxElapsedTime time.Duration
 	// CloseTimeout is how long Close waits for in-flight Publish calls before it stops

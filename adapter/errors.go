@@ -11,7 +11,8 @@ var ErrNilMessage = errors.New("adapter: nil message")
 
 // PublishError is the error Publish returns when a message could not be published.
 // It wraps the most severe failure, so errors.Is and errors.As reach the cause (for
-// example errors.Is(err, sarama.ErrMessageSizeTooLarge)).
+// example errors.Is(err, kerr.MessageTooLarge), or sarama.ErrMessageSizeTooLarge,
+// which KafkaPublisher's broker errors also match).
 type PublishError struct {
 	// Topic is the topic of the Publish call.
 	Topic string
