@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/IBM/sarama"
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -152,8 +151,9 @@ func (c *config) validate(s *settingsSet, runMode bool) []problem {
 	default:
 		bad("RELAY_KAFKA_COMPRESSION", "must be none, gzip, snappy, lz4 or zstd")
 	}
-	if k.MaxMessageBytes < 1 || k.MaxMessageBytes >= int(sarama.MaxRequestSize) {
-		bad("RELAY_KAFKA_MAX_MESSAGE_BYTES", "must be in 1..%d, got %d", sarama.MaxRequestSize-1, k.MaxMessageBytes)
+	if k.MaxMessageBytes < 512 || k.MaxMessageBytes > 1<<30 {
+		// The range adapter.KafkaConfig accepts (franz-go's producer batch limits).
+		bad("RELAY_KAFKA_MAX_MESSAGE_BYTES", "must be in 512..1073741824")
 	}
 	for _, f := range []struct{ key, path string }{
 		{"RELAY_KAFKA_TLS_CA", k.TLSCA}, {"RELAY_KAFKA_TLS_CERT", k.TLSCert}, {"RELAY_KAFKA_TLS_KEY", k.TLSKey},
@@ -190,7 +190,7 @@ func (c *config) validate(s *settingsSet, runMode bool) []problem {
 	}
 	if k.SASLMechanism != "" || k.SASLUser != "" || c.saslPass != "" {
 		switch strings.ToUpper(k.SASLMechanism) {
-		case "", sarama.SASLTypePlaintext, sarama.SASLTypeSCRAMSHA256, sarama.SASLTypeSCRAMSHA512:
+		case "", string(adapter.SASLPlain), string(adapter.SASLSCRAMSHA256), string(adapter.SASLSCRAMSHA512):
 			k.SASLMechanism = strings.ToUpper(k.SASLMechanism)
 		default:
 			bad("RELAY_KAFKA_SASL_MECHANISM", "must be PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")

@@ -334,3 +334,15 @@ func TestIDListTakesRepeatsAndCommaLists(t *testing.T) {
 		}
 	}
 }
+
+// The relay accepts the range of message sizes the Kafka publisher accepts, so a
+// value it takes never fails later in adapter.KafkaConfig.Validate.
+func TestMaxMessageBytesRangeIsTheAdapters(t *testing.T) {
+	for v, ok := range map[string]bool{"511": false, "512": true, "1048576": true, "1073741824": true, "1073741825": false} {
+		_, problems := loadForTest(t, map[string]string{"RELAY_DATABASE_URL": "postgres://db/app",
+			"RELAY_KAFKA_BROKERS": "k:9092", "RELAY_KAFKA_MAX_MESSAGE_BYTES": v})
+		if got := len(problems) == 0; got != ok {
+			t.Errorf("RELAY_KAFKA_MAX_MESSAGE_BYTES=%s: accepted %v, want %v (%v)", v, got, ok, problems)
+		}
+	}
+}
