@@ -37,9 +37,10 @@ fuzz:
 	done
 
 ## bench: Go benchmarks: the decorator's overhead, the batching publisher against
-## watermill-kafka's (same in-process broker, 0 and 1 ms added latency).
+## watermill-kafka's (same in-process broker, 0 and 1 ms added latency), and the
+## outbox's database cost per 1000-event batch (BenchmarkReadBatch).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./adapter/
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./adapter/ ./outbox/
 
 ## bench-relay: the relay against the stock Watermill outbox path (docs/benchmarks.md).
 bench-relay:
