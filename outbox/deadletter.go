@@ -173,27 +173,26 @@ func restore(d *DeadLetter, md []byte) {
 		d.RawMetadata = md
 		return
 	}
-	if v, ok := d.Metadata[DeadLetterTopicBase64]; ok {
-		if b, err := base64.StdEncoding.DecodeString(v); err == nil {
-			d.Topic = string(b)
-			delete(d.Metadata, DeadLetterTopicBase64)
+	original := func(key string) ([]byte, bool) {
+		b, err := base64.StdEncoding.DecodeString(d.Metadata[key])
+		if _, ok := d.Metadata[key]; !ok || err != nil {
+			return nil, false
 		}
+		delete(d.Metadata, key)
+		return b, true
 	}
-	if v, ok := d.Metadata[DeadLetterKeyBase64]; ok {
-		if b, err := base64.StdEncoding.DecodeString(v); err == nil {
-			d.Key = string(b)
-			delete(d.Metadata, DeadLetterKeyBase64)
-		}
+	if b, ok := original(DeadLetterTopicBase64); ok {
+		d.Topic = string(b)
 	}
-	if v, ok := d.Metadata[DeadLetterMetadataBase64]; ok {
-		if b, err := base64.StdEncoding.DecodeString(v); err == nil {
-			delete(d.Metadata, DeadLetterMetadataBase64)
-			var orig map[string]string
-			if json.Unmarshal(b, &orig) == nil && d.RawMetadata == nil {
-				d.Metadata = orig
-			} else {
-				d.RawMetadata = b
-			}
+	if b, ok := original(DeadLetterKeyBase64); ok {
+		d.Key = string(b)
+	}
+	if b, ok := original(DeadLetterMetadataBase64); ok {
+		var orig map[string]string
+		if json.Unmarshal(b, &orig) == nil && d.RawMetadata == nil {
+			d.Metadata = orig
+		} else {
+			d.RawMetadata = b
 		}
 	}
 }

@@ -553,10 +553,9 @@ func (r *Reader) Stats(ctx context.Context) (Stats, error) {
 		// Pending: rows of transactions not visible in the group's done snapshot,
 		// less those of the open delta already handled.
 		err = r.db.QueryRowContext(ctx, `WITH g AS (
-	SELECT COALESCE((SELECT snapshot_done FROM `+cfg.offsetsTable()+` WHERE consumer_group = $1), '`+emptySnapshot+`'::pg_snapshot) AS done,
-	       (SELECT snapshot_cur FROM `+cfg.offsetsTable()+` WHERE consumer_group = $1) AS cur,
-	       COALESCE((SELECT delta_pos FROM `+cfg.offsetsTable()+` WHERE consumer_group = $1), 0) AS pos,
-	       (SELECT updated_at FROM `+cfg.offsetsTable()+` WHERE consumer_group = $1) AS fwd
+	SELECT COALESCE(o.snapshot_done, '`+emptySnapshot+`'::pg_snapshot) AS done, o.snapshot_cur AS cur,
+	       COALESCE(o.delta_pos, 0) AS pos, o.updated_at AS fwd
+	FROM (SELECT 1) AS one LEFT JOIN `+cfg.offsetsTable()+` AS o ON o.consumer_group = $1
 ), p AS (
 	SELECT count(*) AS n, min(e.created_at) AS oldest FROM g, (
 		SELECT transaction_id, "offset", created_at FROM `+cfg.eventsTable()+` WHERE transaction_id >= pg_snapshot_xmax((SELECT done FROM g))

@@ -86,7 +86,7 @@ func TestCommitOrderIsNotTransactionIDOrder(t *testing.T) {
 			if err := t2.QueryRow("SELECT pg_current_xact_id()::text").Scan(&x2); err != nil {
 				t.Fatal(err)
 			}
-			if a, _ := strconv.ParseUint(x1, 10, 64); a >= mustUint(t, x2) {
+			if mustUint(t, x1) >= mustUint(t, x2) {
 				t.Fatalf("T1's transaction id %s is not below T2's %s: the scenario does not hold", x1, x2)
 			}
 		}

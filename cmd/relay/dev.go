@@ -125,21 +125,10 @@ func (a *app) cmdDev(args []string) int {
 	cfg.Kafka.Brokers = []string{broker}
 	a.printDevBanner(broker, cfg, *partitions)
 
-	startCtx, cancelStart := context.WithCancel(context.Background())
-	defer cancelStart()
-	started := make(chan struct{})
-	go func() {
-		select {
-		case <-sigs:
-			cancelStart()
-		case <-started:
-		}
-	}()
 	var stopping atomic.Bool
-	r, err := a.start(startCtx, cfg, log, &stopping)
-	close(started)
+	r, signalled, err := a.startUnlessSignalled(cfg, log, sigs, &stopping)
 	if err != nil {
-		if startCtx.Err() != nil {
+		if signalled {
 			return exitOK
 		}
 		log.Error().Err(err).Msg("relay dev cannot start")
@@ -162,13 +151,15 @@ func (a *app) cmdDev(args []string) int {
 	fmt.Fprintf(a.stdout, "relay dev: forwarding; waiting for events (Ctrl-C stops)\n")
 
 	code := exitOK
-	select {
-	case sig := <-sigs:
-		log.Info().Str("signal", sig.String()).Msg("stopping relay dev")
-	case err := <-runDone:
-		log.Error().Err(err).Msg("forwarder stopped unexpectedly")
-		runDone <- err
-		code = exitFailure
+	if !signalled {
+		select {
+		case sig := <-sigs:
+			log.Info().Str("signal", sig.String()).Msg("stopping relay dev")
+		case err := <-runDone:
+			log.Error().Err(err).Msg("forwarder stopped unexpectedly")
+			runDone <- err
+			code = exitFailure
+		}
 	}
 	stopping.Store(true)
 	code = max(code, a.stop(r, cfg, log, sigs, runDone))

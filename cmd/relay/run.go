@@ -72,22 +72,10 @@ func (a *app) cmdRun(args []string) int {
 	defer signal.Stop(sigs)
 
 	// A signal during start-up cancels it.
-	startCtx, cancelStart := context.WithCancel(context.Background())
-	defer cancelStart()
-	started := make(chan struct{})
-	go func() {
-		select {
-		case sig := <-sigs:
-			log.Info().Str("signal", sig.String()).Msg("signal received during start-up: stopping")
-			cancelStart()
-		case <-started:
-		}
-	}()
 	var stopping atomic.Bool
-	r, err := a.start(startCtx, cfg, log, &stopping)
-	close(started)
+	r, signalled, err := a.startUnlessSignalled(cfg, log, sigs, &stopping)
 	if err != nil {
-		if startCtx.Err() != nil {
+		if signalled {
 			return exitOK
 		}
 		log.Error().Err(err).Msg("relay cannot start")
@@ -98,7 +86,7 @@ func (a *app) cmdRun(args []string) int {
 	go func() { runDone <- r.fwd.Run(context.Background()) }()
 
 	code = exitOK
-	if startCtx.Err() == nil {
+	if !signalled {
 		select {
 		case sig := <-sigs:
 			log.Info().Str("signal", sig.String()).Dur("timeout", cfg.shutdown).Msg("shutting down")
@@ -115,6 +103,27 @@ func (a *app) cmdRun(args []string) int {
 
 // start opens the database, checks the outbox, connects to Kafka, builds the
 // forwarder and serves HTTP.
+// startUnlessSignalled runs start, abandoning it when a signal arrives on sigs
+// before it has finished. signalled reports that such a signal was received (and
+// consumed): the caller stops at once, with exit code 0 if start failed because
+// of it.
+func (a *app) startUnlessSignalled(cfg *config, log zerolog.Logger, sigs <-chan os.Signal, stopping *atomic.Bool) (r *relay, signalled bool, err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	started := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-sigs:
+			log.Info().Str("signal", sig.String()).Msg("signal received during start-up: stopping")
+			cancel()
+		case <-started:
+		}
+	}()
+	r, err = a.start(ctx, cfg, log, stopping)
+	close(started)
+	return r, ctx.Err() != nil, err
+}
+
 func (a *app) start(ctx context.Context, cfg *config, log zerolog.Logger, stopping *atomic.Bool) (*relay, error) {
 	ocfg := cfg.outboxConfig()
 	kcfg := cfg.kafkaConfig()
